@@ -1,0 +1,44 @@
+"""Receive function: ``POST /webhooks/{source}`` on the HTTP API. Answers fast; delivery happens later."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from webhook_adapter.api import answer_webhook, error_body
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+
+
+def _json(status: int, body: dict[str, Any]) -> Response[str]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
+
+
+@app.post("/webhooks/<source>")
+@tracer.capture_method
+def webhook(source: str) -> Response[str]:
+    """Verify, queue and record the CRM's webhook; 202 with the accepted event ids."""
+    metrics.add_dimension(name="source", value=source[:64])
+    return _json(*answer_webhook(app.current_event, source))
+
+
+@app.not_found
+def not_found(_: Exception) -> Response[str]:
+    """Anything but ``POST /webhooks/{source}``."""
+    return _json(404, error_body("not_found", "no such route; webhooks are POSTed to /webhooks/{source}"))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """API Gateway HTTP API (payload 2.0) entry point."""
+    return app.resolve(event, context)

@@ -1,0 +1,1 @@
+"""CRM webhooks to Sphere customer updates: receive -> verify -> normalize -> enqueue -> deliver -> record."""

@@ -1,0 +1,118 @@
+"""HTTP at the rim of the receive step: API Gateway (payload 2.0) in, status and JSON body out.
+
+The one place where errors become status codes. Every 4xx is recorded (why, and a digest of the
+body, never the body); no answer repeats a secret, a signature or a payload value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from pydantic import ValidationError
+
+from webhook_adapter.errors import AdapterError, InvalidPayload
+from webhook_adapter.receive import Receiver
+from webhook_adapter.runtime import receiver
+from webhook_adapter.sources import WebhookRequest
+from webhook_adapter.sources.base import describe_validation_error
+
+__all__ = ["answer_webhook", "error_body", "request_from_event"]
+
+logger = Logger(child=True)
+metrics = Metrics()
+
+_CLIENT_ERROR = 400
+_SERVER_ERROR = 500
+_ACCEPTED = 202
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    """The JSON every error answer carries."""
+    return {"error": {"code": code, "message": message}}
+
+
+def request_from_event(
+    event: APIGatewayProxyEventV2, source: str, *, public_url: str, received_at: float
+) -> WebhookRequest:
+    """The CRM's request from an API Gateway HTTP API event: raw body bytes, lower-cased headers.
+
+    Raises:
+        InvalidPayload: the body is flagged base64 but is not.
+    """
+    raw = event.body or ""
+    if event.is_base64_encoded:
+        try:
+            body = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidPayload("request body is not valid base64") from exc
+    else:
+        body = raw.encode("utf-8")
+    headers = {name.lower(): value for name, value in (event.headers or {}).items()}
+    return WebhookRequest(
+        source=source,
+        method=event.request_context.http.method.upper(),
+        url=public_url,
+        headers=headers,
+        body=body,
+        received_at=received_at,
+    )
+
+
+def answer_webhook(
+    event: APIGatewayProxyEventV2, source: str, *, build: Callable[[], Receiver] = receiver
+) -> tuple[int, dict[str, Any]]:
+    """Receive one webhook and say how it went: ``202`` with the accepted event ids, or an error.
+
+    Never raises: bad input gets its 4xx (and is recorded), a failure to store gets a 5xx so the
+    CRM retries, and a misconfiguration gets a 500 that names the setting, not its value.
+    """
+    received_at = time.time()
+    body = b""
+    try:
+        receiver = build()
+    except ValidationError as exc:
+        logger.error("receive function is misconfigured", problems=describe_validation_error(exc))
+        return _SERVER_ERROR, error_body("misconfigured", "the receive function is not configured correctly")
+    try:
+        public_url = receiver.settings.public_url(f"/webhooks/{source}", event.raw_query_string or "")
+        request = request_from_event(event, source, public_url=public_url, received_at=received_at)
+        body = request.body
+        receipt = receiver.receive(request)
+    except AdapterError as exc:
+        status, answer = exc.status_code, error_body(exc.code, exc.message)
+        if status < _SERVER_ERROR:
+            _record_refusal(receiver, event, source, exc, body, received_at)
+        else:
+            logger.error("webhook not accepted, CRM will retry", source=source, code=exc.code, error=exc.message)
+        return status, answer
+    except ValidationError as exc:
+        logger.error("source is misconfigured", source=source, problems=describe_validation_error(exc))
+        return _SERVER_ERROR, error_body("misconfigured", f"the {source} source is not configured correctly")
+    return _ACCEPTED, receipt.as_json()
+
+
+def _record_refusal(
+    receiver: Receiver, event: APIGatewayProxyEventV2, source: str, exc: AdapterError, body: bytes, received_at: float
+) -> None:
+    logger.warning("webhook refused", source=source[:64], status=exc.status_code, code=exc.code, error=exc.message)
+    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+    try:
+        receiver.store.record_refused(
+            request_id=event.request_context.request_id or f"local-{received_at}",
+            source=source[:64],
+            status_code=exc.status_code,
+            code=exc.code,
+            message=exc.message,
+            body=body,
+            now_ms=int(received_at * 1000),
+        )
+    except AdapterError as store_error:
+        # The answer stays the 4xx it is: a failure to record it must not make the CRM retry bad input.
+        logger.error("could not record the refused request", code=store_error.code)

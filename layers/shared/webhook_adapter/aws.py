@@ -1,0 +1,43 @@
+"""Lazy, cached AWS clients: created on first use so warm invocations reuse them and tests put moto first.
+
+Endpoints follow the SDK's own configuration (``AWS_ENDPOINT_URL`` points them at the local stack).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
+__all__ = ["dynamodb", "reset_clients", "sqs"]
+
+_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"mode": "standard", "max_attempts": 3},
+)
+"""Short timeouts: the receive path must answer HubSpot within 5 s, and a slow call is retried by the SDK."""
+
+
+@cache
+def dynamodb() -> DynamoDBClient:
+    """The DynamoDB client of this container."""
+    return boto3.client("dynamodb", config=_CONFIG)
+
+
+@cache
+def sqs() -> SQSClient:
+    """The SQS client of this container."""
+    return boto3.client("sqs", config=_CONFIG)
+
+
+def reset_clients() -> None:
+    """Forget the cached clients (tests and the local stack, after changing the environment)."""
+    dynamodb.cache_clear()
+    sqs.cache_clear()

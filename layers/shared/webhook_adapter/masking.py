@@ -1,0 +1,36 @@
+"""PII masking for what is recorded, with Powertools Data Masking."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_masking import DataMasking
+
+__all__ = ["MASKED_PATHS", "mask_request"]
+
+MASKED_PATHS = ("email", "phone", "address.line1", "address.line2", "address.postalCode")
+"""Request fields an operator does not need to read an outcome: contact details and the street."""
+
+
+@cache
+def _masker() -> DataMasking:
+    return DataMasking(raise_on_missing_field=False)
+
+
+def mask_request(body: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a Sphere request body with the personal fields erased (city, state, country stay)."""
+    present = [path for path in MASKED_PATHS if _has(body, path)]
+    if not present:
+        return dict(body)
+    masked: dict[str, Any] = _masker().erase(body, fields=present)
+    return masked
+
+
+def _has(body: dict[str, Any], path: str) -> bool:
+    node: Any = body
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True

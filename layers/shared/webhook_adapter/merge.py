@@ -1,0 +1,68 @@
+"""Per-field merge of a contact's changes: the newest value of each field wins, whatever the arrival order.
+
+Pure: the stored state and the new events go in, the new state and which event won which field
+come out. Order is the CRM's change time, then the event key (a stable tie-break).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook_adapter.model import ContactField, FieldValue, SourceEvent
+
+__all__ = ["ContactState", "FieldState", "MergeResult", "merge"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldState:
+    """A field's known value and the change it came from."""
+
+    value: FieldValue
+    occurred_at: int
+    event_key: str
+
+    @property
+    def order(self) -> tuple[int, str]:
+        """What decides which of two values of a field is newer."""
+        return (self.occurred_at, self.event_key)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactState:
+    """What is known of a contact: its fields, what was last applied to Sphere, and a version."""
+
+    fields: Mapping[ContactField, FieldState] = field(default_factory=dict)
+    applied: Mapping[str, Any] = field(default_factory=dict)
+    """The last values Sphere accepted, by request field, with the ``customerId`` they were sent to."""
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    """The merged fields, and for each event the fields it holds (won) or lost to a newer change."""
+
+    fields: dict[ContactField, FieldState]
+    won: dict[str, frozenset[ContactField]]
+    lost: dict[str, frozenset[ContactField]]
+
+
+def merge(state: ContactState, events: Iterable[SourceEvent]) -> MergeResult:
+    """Merge events into the state's fields; a change wins a field only if it is newer than the stored one.
+
+    An event already merged (a redelivery: same time and key) counts as holding its fields.
+    """
+    fields = dict(state.fields)
+    events = list(events)
+    for event in events:
+        for name, value in event.changes.items():
+            candidate = FieldState(value=value, occurred_at=event.occurred_at, event_key=event.key)
+            current = fields.get(name)
+            if current is None or candidate.order > current.order:
+                fields[name] = candidate
+    won = {
+        event.key: frozenset(name for name in event.changes if fields[name].event_key == event.key) for event in events
+    }
+    lost = {event.key: frozenset(event.changes) - won[event.key] for event in events}
+    return MergeResult(fields=fields, won=won, lost=lost)

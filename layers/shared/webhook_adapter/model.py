@@ -1,0 +1,101 @@
+"""The adapter's domain: what a CRM event becomes, what is queued, and how it ends.
+
+A CRM request is split into ``SourceEvent`` objects (one per CRM event id). Events about the same
+contact are merged into one ``ContactChange`` — the body of one SQS FIFO message, grouped by
+contact so one contact's changes are applied in order. Every event ends in one ``Status``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "ContactChange",
+    "ContactField",
+    "FieldValue",
+    "SourceEvent",
+    "Status",
+]
+
+
+class ContactField(StrEnum):
+    """The contact fields the adapter knows, whatever the CRM calls them."""
+
+    EMAIL = "email"
+    PHONE = "phone"
+    MOBILE_PHONE = "mobile_phone"
+    LINE1 = "line1"
+    LINE2 = "line2"
+    CITY = "city"
+    STATE = "state"
+    POSTAL_CODE = "postal_code"
+    COUNTRY = "country"
+    CUSTOMER_ID = "customer_id"
+
+
+class Status(StrEnum):
+    """Where an event stands. ``queued`` and ``retrying`` are on their way; the rest are final."""
+
+    QUEUED = "queued"
+    RETRYING = "retrying"
+    DELIVERED = "delivered"
+    REJECTED = "rejected"
+    INCOMPLETE = "incomplete"
+    IGNORED = "ignored"
+    UNMAPPED = "unmapped"
+    SUPERSEDED = "superseded"
+    UNCHANGED = "unchanged"
+    DEAD_LETTERED = "dead_lettered"
+    REFUSED = "refused"
+    """A request answered 4xx at receive (bad signature, bad payload): recorded without its body."""
+
+
+TERMINAL_STATUSES = frozenset(Status) - {Status.QUEUED, Status.RETRYING}
+"""Statuses after which a redelivered message leaves the event alone."""
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+type FieldValue = str | None
+"""A field's new value; ``None`` means the CRM cleared it."""
+
+
+class SourceEvent(BaseModel):
+    """One CRM event, verified and parsed, before it is stored.
+
+    ``changes`` holds the mapped fields it carries. An event with nothing to deliver is settled at
+    receive time: ``settled`` names its final status and ``reason`` says why.
+    """
+
+    model_config = _FROZEN
+
+    key: Annotated[str, Field(min_length=1, max_length=512)]
+    """Dedup key, unique per source: the CRM's event identity (HubSpot's is more than its eventId)."""
+    event_id: Annotated[str, Field(min_length=1, max_length=256)]
+    contact_id: Annotated[str, Field(min_length=1, max_length=256)]
+    occurred_at: Annotated[int, Field(ge=0)]
+    """When the change happened in the CRM, epoch milliseconds: the order of changes per field."""
+    kind: Annotated[str, Field(max_length=128)]
+    changes: dict[ContactField, FieldValue] = Field(default_factory=dict)
+    settled: Status | None = None
+    reason: str | None = None
+
+
+class ContactChange(BaseModel):
+    """The queued unit: every new event of one request about one contact (one FIFO message)."""
+
+    model_config = _FROZEN
+
+    source: str
+    contact_id: str
+    received_at: int
+    """When the adapter accepted the request, epoch milliseconds."""
+    events: tuple[SourceEvent, ...]
+
+    @property
+    def group_id(self) -> str:
+        """The FIFO message group: one per contact, so a contact's changes stay in order."""
+        return f"{self.source}:{self.contact_id}"

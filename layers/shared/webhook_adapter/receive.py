@@ -1,0 +1,127 @@
+"""Receive a webhook: check it, verify it, split it into events, queue the new ones, record them all.
+
+Storage-first: the answer is 2xx only once every new event is on the queue and recorded; any
+failure before that answers 5xx and the CRM retries. Queue first, record second: an event is
+recorded as known only after it is on its way, so "known" always means "queued" and a retry of
+a request that failed half-way re-queues what was not recorded (SQS's deduplication id and the
+deliver step's status check absorb the repeat).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from webhook_adapter.enqueue import ChangeQueue
+from webhook_adapter.errors import BodyTooLarge, UnknownSource, VerificationUnavailable
+from webhook_adapter.model import ContactChange, SourceEvent, Status
+from webhook_adapter.secrets import SecretUnavailable
+from webhook_adapter.settings import ReceiveSettings
+from webhook_adapter.sources import Source, WebhookRequest, get_source
+from webhook_adapter.store import EventStore
+
+__all__ = ["Receipt", "Receiver", "group_by_contact"]
+
+logger = Logger(child=True)
+metrics = Metrics()
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a request brought: the CRM event ids accepted now, already known, and settled on receipt."""
+
+    accepted: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    settled: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, object]:
+        """The ``202`` body."""
+        body: dict[str, object] = {"accepted": self.accepted, "duplicates": self.duplicates}
+        if self.settled:
+            body["settled"] = self.settled
+        return body
+
+
+def group_by_contact(source: str, events: Sequence[SourceEvent], received_at: int) -> list[ContactChange]:
+    """Merge a request's events per contact (first-seen order), each contact's in change order."""
+    by_contact: dict[str, list[SourceEvent]] = {}
+    for event in events:
+        by_contact.setdefault(event.contact_id, []).append(event)
+    return [
+        ContactChange(
+            source=source,
+            contact_id=contact_id,
+            received_at=received_at,
+            events=tuple(sorted(contact_events, key=lambda event: (event.occurred_at, event.key))),
+        )
+        for contact_id, contact_events in by_contact.items()
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Receiver:
+    """The receive step with its collaborators."""
+
+    settings: ReceiveSettings
+    store: EventStore
+    queue: ChangeQueue
+    secrets: Callable[[str], list[str]]
+    """Reads a source's verification secret values by secret id (cached by the caller)."""
+
+    def source_for(self, name: str) -> Source:
+        """The enabled source of this name.
+
+        Raises:
+            UnknownSource: not a source this deployment answers for.
+        """
+        if name not in self.settings.source_names:
+            raise UnknownSource(f"no webhook source named {name[:64]!r}")
+        return get_source(name)
+
+    def receive(self, request: WebhookRequest) -> Receipt:
+        """Check, verify, parse, queue and record one webhook request.
+
+        Raises:
+            UnknownSource, BodyTooLarge, UnsupportedMediaType, SignatureError, InvalidPayload: bad input (4xx).
+            VerificationUnavailable, StorageUnavailable: the adapter could not take it now (5xx).
+        """
+        source = self.source_for(request.source)
+        if len(request.body) > self.settings.max_body_bytes:
+            raise BodyTooLarge(f"body is {len(request.body)} bytes; the limit is {self.settings.max_body_bytes}")
+        source.check_media_type(request)
+        try:
+            secrets = self.secrets(source.secret_id)
+        except SecretUnavailable as exc:
+            raise VerificationUnavailable("the verification secret could not be read; retry later") from exc
+        source.verify(request, secrets)
+        events = list({event.key: event for event in reversed(source.parse(request))}.values())[::-1]
+        known = self.store.event_statuses(source.name, [event.key for event in events])
+        new = [event for event in events if event.key not in known]
+        received_at = int(request.received_at * 1000)
+        changes = group_by_contact(source.name, [event for event in new if event.settled is None], received_at)
+        if changes:
+            self.queue.send(changes)
+        if new:
+            self.store.record_received(source.name, new, status=Status.QUEUED, now_ms=received_at)
+        settled: dict[str, list[str]] = {}
+        for event in new:
+            if event.settled is not None:
+                settled.setdefault(str(event.settled), []).append(event.event_id)
+        receipt = Receipt(
+            accepted=[event.event_id for event in new],
+            duplicates=[event.event_id for event in events if event.key in known],
+            settled=settled,
+        )
+        metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=len(receipt.accepted))
+        metrics.add_metric(name="EventsDuplicate", unit=MetricUnit.Count, value=len(receipt.duplicates))
+        logger.info(
+            "webhook accepted",
+            source=source.name,
+            accepted=len(receipt.accepted),
+            duplicates=len(receipt.duplicates),
+            queued_changes=len(changes),
+        )
+        return receipt

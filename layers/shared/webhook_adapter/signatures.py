@@ -1,0 +1,185 @@
+"""Signature schemes, one small pure ``verify_*`` per scheme, over the request's raw bytes.
+
+Each function fails closed: it returns ``None`` only for an authentic request and otherwise raises
+``SignatureError`` with a message naming the cause (never the signature or the secret). Time is
+passed in as ``now`` (epoch seconds) so callers and tests control the clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+from webhook_adapter.errors import SignatureError
+
+__all__ = [
+    "HUBSPOT_URI_ESCAPES",
+    "SIGNATURE_TOLERANCE_SECONDS",
+    "sign_hubspot_v3",
+    "sign_standard_webhook",
+    "verify_hubspot_legacy",
+    "verify_hubspot_v3",
+    "verify_standard_webhook",
+]
+
+SIGNATURE_TOLERANCE_SECONDS = 300
+"""How far a signed timestamp may be from now, either way (HubSpot and Standard Webhooks: 5 minutes)."""
+
+HUBSPOT_URI_ESCAPES = {
+    "%3A": ":",
+    "%2F": "/",
+    "%3F": "?",
+    "%40": "@",
+    "%21": "!",
+    "%24": "$",
+    "%27": "'",
+    "%28": "(",
+    "%29": ")",
+    "%2A": "*",
+    "%2C": ",",
+    "%3B": ";",
+}
+"""Escapes HubSpot's docs say it decodes in the URI before signing v3 (unconfirmed: both readings are accepted)."""
+
+_STANDARD_SECRET_PREFIX = "whsec_"
+
+
+def _checked_timestamp(timestamp: str | None, *, now: float, divisor: int, header: str) -> str:
+    if not timestamp:
+        raise SignatureError(f"missing {header} header")
+    if not timestamp.isascii() or not timestamp.isdigit():
+        raise SignatureError(f"{header} is not an integer timestamp")
+    age = now - int(timestamp) / divisor
+    if age > SIGNATURE_TOLERANCE_SECONDS:
+        raise SignatureError(f"{header} is older than {SIGNATURE_TOLERANCE_SECONDS} seconds")
+    if age < -SIGNATURE_TOLERANCE_SECONDS:
+        raise SignatureError(f"{header} is more than {SIGNATURE_TOLERANCE_SECONDS} seconds in the future")
+    return timestamp
+
+
+def _matches_any(expected: Iterable[bytes], given: Iterable[bytes]) -> bool:
+    candidates = list(given)
+    # Compare every pair (no early exit on a hit) so timing says nothing about which one matched.
+    found = False
+    for mac in expected:
+        for signature in candidates:
+            found |= hmac.compare_digest(mac, signature)
+    return found
+
+
+def _hubspot_decoded_uri(uri: str) -> str:
+    for escape, char in HUBSPOT_URI_ESCAPES.items():
+        uri = uri.replace(escape, char).replace(escape.lower(), char)
+    return uri
+
+
+def sign_hubspot_v3(*, secret: str, method: str, uri: str, body: bytes, timestamp: str) -> str:
+    """The ``X-HubSpot-Signature-v3`` value HubSpot sends for this request (also used by tests and tools)."""
+    message = method.upper().encode() + uri.encode() + body + timestamp.encode()
+    return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
+
+
+def verify_hubspot_v3(
+    *, secret: str, method: str, uri: str, body: bytes, signature: str | None, timestamp: str | None, now: float
+) -> None:
+    """Verify HubSpot's v3 signature: base64 HMAC-SHA256 of method + URI + body + timestamp.
+
+    ``uri`` is the public URL HubSpot was configured with; the timestamp is used exactly as received.
+
+    Raises:
+        SignatureError: the signature or timestamp is missing, malformed, stale, or does not match.
+    """
+    if not secret:
+        raise SignatureError("no verification secret is configured")
+    if not signature:
+        raise SignatureError("missing X-HubSpot-Signature-v3 header")
+    timestamp = _checked_timestamp(timestamp, now=now, divisor=1000, header="X-HubSpot-Request-Timestamp")
+    expected = {
+        sign_hubspot_v3(secret=secret, method=method, uri=candidate, body=body, timestamp=timestamp).encode()
+        for candidate in (uri, _hubspot_decoded_uri(uri))
+    }
+    if not _matches_any(expected, [signature.strip().encode()]):
+        raise SignatureError("X-HubSpot-Signature-v3 does not match the request")
+
+
+def verify_hubspot_legacy(
+    *, secret: str, version: str | None, method: str, uri: str, body: bytes, signature: str | None
+) -> None:
+    """Verify HubSpot's v1 (secret + body) or v2 (secret + method + URI + body) hex SHA-256 signature.
+
+    These carry no timestamp, so they cannot stop a replay: callers accept them only when configured.
+
+    Raises:
+        SignatureError: the signature is missing, of an unknown version, or does not match.
+    """
+    if not secret:
+        raise SignatureError("no verification secret is configured")
+    if not signature:
+        raise SignatureError("missing X-HubSpot-Signature header")
+    match (version or "").lower():
+        case "v1":
+            source = secret.encode() + body
+        case "v2":
+            source = secret.encode() + method.upper().encode() + uri.encode() + body
+        case _:
+            raise SignatureError("X-HubSpot-Signature-Version must be v1 or v2")
+    expected = hashlib.sha256(source).hexdigest().encode()
+    if not _matches_any([expected], [signature.strip().lower().encode()]):
+        raise SignatureError("X-HubSpot-Signature does not match the request")
+
+
+def _standard_key(secret: str) -> bytes:
+    try:
+        return base64.b64decode(secret.removeprefix(_STANDARD_SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SignatureError("the configured signing secret is not base64 (whsec_...)") from exc
+
+
+def sign_standard_webhook(*, secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
+    """One ``webhook-signature`` entry (``v1,<base64>``) for this message (also used by tests and tools).
+
+    Raises:
+        SignatureError: the secret is not a base64 ``whsec_`` secret.
+    """
+    message = f"{msg_id}.{timestamp}.".encode() + body
+    mac = hmac.new(_standard_key(secret), message, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def verify_standard_webhook(
+    *,
+    secrets: Iterable[str],
+    msg_id: str | None,
+    timestamp: str | None,
+    signature_header: str | None,
+    body: bytes,
+    now: float,
+) -> None:
+    """Verify a Standard Webhooks request: HMAC-SHA256 over ``id.timestamp.body``, base64, ``v1,`` entries.
+
+    The header may carry several space-separated signatures and ``secrets`` several keys, so either
+    side can rotate keys without downtime: one match is enough.
+
+    Raises:
+        SignatureError: a header is missing or malformed, the timestamp is stale, or nothing matches.
+    """
+    keys = [secret for secret in secrets if secret]
+    if not keys:
+        raise SignatureError("no verification secret is configured")
+    if not msg_id:
+        raise SignatureError("missing webhook-id header")
+    if not signature_header:
+        raise SignatureError("missing webhook-signature header")
+    timestamp = _checked_timestamp(timestamp, now=now, divisor=1, header="webhook-timestamp")
+    given = [entry.removeprefix("v1,").encode() for entry in signature_header.split() if entry.startswith("v1,")]
+    if not given:
+        raise SignatureError("webhook-signature has no v1 signature")
+    expected = [
+        sign_standard_webhook(secret=key, msg_id=msg_id, timestamp=timestamp, body=body).removeprefix("v1,").encode()
+        for key in keys
+    ]
+    if not _matches_any(expected, given):
+        raise SignatureError("webhook-signature does not match the request")

@@ -1,0 +1,36 @@
+"""CRM sources as plug-ins: one module per source behind the ``Source`` interface.
+
+Adding a source means adding its module here and a line to ``SOURCE_MODULES``; receive, deliver,
+the outcome model and the local stack need no change.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+
+from webhook_adapter.errors import UnknownSource
+from webhook_adapter.sources.base import Source, WebhookRequest
+
+__all__ = ["SOURCE_MODULES", "Source", "WebhookRequest", "get_source"]
+
+SOURCE_MODULES = {
+    "hubspot": "webhook_adapter.sources.hubspot",
+    "generic": "webhook_adapter.sources.generic",
+}
+"""Route name (``POST /webhooks/{name}``) to the module whose ``build()`` returns the source."""
+
+
+@cache
+def get_source(name: str) -> Source:
+    """The configured source for ``name``, built once per container (only its own module is imported).
+
+    Raises:
+        UnknownSource: no source has this name.
+        pydantic.ValidationError: the source's settings are missing or invalid.
+    """
+    module_name = SOURCE_MODULES.get(name)
+    if module_name is None:
+        raise UnknownSource(f"no webhook source named {name[:64]!r}")
+    source: Source = importlib.import_module(module_name).build()
+    return source

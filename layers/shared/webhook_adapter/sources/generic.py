@@ -1,0 +1,172 @@
+"""Generic JSON webhooks: any system that can POST a contact (Zapier, Make, n8n, in-house code).
+
+Signed the Standard Webhooks way (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``).
+One request is one event about one contact; ``webhook-id`` is its id (stable across retries).
+Where each field sits in the body is configuration: a dotted path per contact field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from webhook_adapter.errors import InvalidPayload
+from webhook_adapter.model import ContactField, FieldValue, SourceEvent, Status
+from webhook_adapter.settings import load_prefixed
+from webhook_adapter.signatures import verify_standard_webhook
+from webhook_adapter.sources.base import JSON_MEDIA_TYPE, WebhookRequest, parse_json, require_media_type
+
+__all__ = ["DEFAULT_FIELD_MAP", "GenericConfig", "GenericSource", "build"]
+
+NAME = "generic"
+_MAX_ID_LENGTH = 256
+_MAX_VALUE_LENGTH = 1024
+_EPOCH_SECONDS_LIMIT = 10**11
+"""Numbers below this are epoch seconds, above it epoch milliseconds (10**11 s is the year 5138)."""
+
+DEFAULT_FIELD_MAP: dict[ContactField, str] = {
+    ContactField.CUSTOMER_ID: "sphereCustomerId",
+    ContactField.EMAIL: "email",
+    ContactField.PHONE: "phone",
+    ContactField.MOBILE_PHONE: "mobilePhone",
+    ContactField.LINE1: "address.line1",
+    ContactField.LINE2: "address.line2",
+    ContactField.CITY: "address.city",
+    ContactField.STATE: "address.state",
+    ContactField.POSTAL_CODE: "address.postalCode",
+    ContactField.COUNTRY: "address.country",
+}
+"""Contact field to dotted path in the body; override with ``GENERIC_FIELD_MAP`` (JSON)."""
+
+
+def _json_object(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class GenericConfig(BaseModel):
+    """``GENERIC_*`` settings."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    secret_id: Annotated[str, Field(min_length=1)]
+    contact_id_path: Annotated[str, Field(min_length=1)] = "id"
+    occurred_at_path: Annotated[str, Field(min_length=1)] = "updatedAt"
+    field_map: Annotated[dict[ContactField, str], BeforeValidator(_json_object)] = Field(
+        default_factory=lambda: dict(DEFAULT_FIELD_MAP)
+    )
+
+
+_MISSING = object()
+
+
+def _lookup(payload: dict[str, Any], path: str) -> Any:
+    node: Any = payload
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _epoch_ms(value: Any, where: str) -> int:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return int(value * 1000) if value < _EPOCH_SECONDS_LIMIT else int(value)
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            if moment.tzinfo is not None:
+                return int(moment.timestamp() * 1000)
+    raise InvalidPayload(f"{where} must be epoch seconds or milliseconds, or an ISO 8601 time with a zone")
+
+
+class GenericSource:
+    """Verifies Standard Webhooks signatures and reads one contact per request."""
+
+    name = NAME
+
+    def __init__(self, config: GenericConfig) -> None:
+        self.config = config
+        self.secret_id = config.secret_id
+
+    def check_media_type(self, request: WebhookRequest) -> None:
+        """Generic webhooks post ``application/json``.
+
+        Raises:
+            UnsupportedMediaType: another content type.
+        """
+        require_media_type(request, JSON_MEDIA_TYPE)
+
+    def verify(self, request: WebhookRequest, secrets: Sequence[str]) -> None:
+        """Check ``webhook-signature`` against every configured secret.
+
+        Raises:
+            SignatureError: headers missing, malformed or stale, or no signature matches.
+        """
+        verify_standard_webhook(
+            secrets=secrets,
+            msg_id=request.header("webhook-id"),
+            timestamp=request.header("webhook-timestamp"),
+            signature_header=request.header("webhook-signature"),
+            body=request.body,
+            now=request.received_at,
+        )
+
+    def parse(self, request: WebhookRequest) -> list[SourceEvent]:
+        """The request's one event.
+
+        Raises:
+            InvalidPayload: not a JSON object, no contact id, a field that is not text, or a bad time.
+        """
+        payload = parse_json(request.body)
+        if not isinstance(payload, dict):
+            raise InvalidPayload("generic webhook body must be a JSON object")
+        event_id = (request.header("webhook-id") or "").strip()
+        if not event_id or len(event_id) > _MAX_ID_LENGTH:
+            raise InvalidPayload(f"webhook-id must be 1 to {_MAX_ID_LENGTH} characters")
+        contact_id = _lookup(payload, self.config.contact_id_path)
+        if isinstance(contact_id, int) and not isinstance(contact_id, bool):
+            contact_id = str(contact_id)
+        if not isinstance(contact_id, str) or not contact_id.strip() or len(contact_id) > _MAX_ID_LENGTH:
+            raise InvalidPayload(f"{self.config.contact_id_path} must be the contact's id (text or a number)")
+        occurred = _lookup(payload, self.config.occurred_at_path)
+        occurred_at = (
+            int(request.header("webhook-timestamp") or 0) * 1000
+            if occurred is _MISSING or occurred is None
+            else _epoch_ms(occurred, self.config.occurred_at_path)
+        )
+        changes = self._changes(payload)
+        common = {"key": event_id, "event_id": event_id, "contact_id": contact_id.strip(), "occurred_at": occurred_at}
+        if not changes:
+            return [SourceEvent(**common, kind="contact", settled=Status.IGNORED, reason="no mapped field in the body")]
+        return [SourceEvent(**common, kind="contact", changes=changes)]
+
+    def _changes(self, payload: dict[str, Any]) -> dict[ContactField, FieldValue]:
+        changes: dict[ContactField, FieldValue] = {}
+        for field, path in self.config.field_map.items():
+            value = _lookup(payload, path)
+            if value is _MISSING:
+                continue
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = str(value)
+            if value is not None and not isinstance(value, str):
+                raise InvalidPayload(f"{path} must be text, a number or null")
+            if value is not None and len(value) > _MAX_VALUE_LENGTH:
+                raise InvalidPayload(f"{path} is longer than {_MAX_VALUE_LENGTH} characters")
+            changes[field] = (value.strip() or None) if value is not None else None
+        return changes
+
+
+def build() -> GenericSource:
+    """The generic source from ``GENERIC_*`` settings.
+
+    Raises:
+        pydantic.ValidationError: a setting is missing or invalid.
+    """
+    return GenericSource(load_prefixed(GenericConfig, NAME))

@@ -1,0 +1,216 @@
+"""HubSpot app webhooks (v3 subscriptions): a signed JSON array of up to 100 contact events.
+
+HubSpot sends one changed property per event. Property changes of mapped properties become field
+changes; everything else valid (other properties, creations, merges, deletions) is acknowledged and
+recorded as ``ignored`` — never answered 4xx, because HubSpot retries every 4xx.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from webhook_adapter.errors import InvalidPayload, SignatureError
+from webhook_adapter.model import ContactField, SourceEvent, Status
+from webhook_adapter.settings import load_prefixed
+from webhook_adapter.signatures import verify_hubspot_legacy, verify_hubspot_v3
+from webhook_adapter.sources.base import (
+    JSON_MEDIA_TYPE,
+    WebhookRequest,
+    describe_validation_error,
+    parse_json,
+    require_media_type,
+)
+
+__all__ = ["DEFAULT_FIELD_MAP", "HubSpotConfig", "HubSpotEvent", "HubSpotSource", "build"]
+
+NAME = "hubspot"
+MAX_BATCH = 100
+REDACTED = "REDACTED"
+CONTACT_OBJECT_TYPE = "0-1"
+PROPERTY_CHANGE_TYPES = frozenset({"contact.propertyChange", "object.propertyChange"})
+
+DEFAULT_FIELD_MAP: dict[str, ContactField] = {
+    "email": ContactField.EMAIL,
+    "phone": ContactField.PHONE,
+    "mobilephone": ContactField.MOBILE_PHONE,
+    "address": ContactField.LINE1,
+    "city": ContactField.CITY,
+    "state": ContactField.STATE,
+    "zip": ContactField.POSTAL_CODE,
+    "country": ContactField.COUNTRY,
+}
+"""HubSpot contact property (internal name) to contact field; override with ``HUBSPOT_FIELD_MAP`` (JSON)."""
+
+
+def _json_object(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class HubSpotConfig(BaseModel):
+    """``HUBSPOT_*`` settings."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    secret_id: Annotated[str, Field(min_length=1)]
+    legacy_signatures: bool = False
+    """Also accept v1/v2 signatures (no timestamp, so no replay protection)."""
+    customer_id_property: Annotated[str, Field(min_length=1)] = "sphere_customer_id"
+    field_map: Annotated[dict[str, ContactField], BeforeValidator(_json_object)] = Field(
+        default_factory=lambda: dict(DEFAULT_FIELD_MAP)
+    )
+
+
+def _as_str(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+type _Id = Annotated[str, BeforeValidator(_as_str), Field(min_length=1, max_length=64)]
+
+
+class HubSpotEvent(BaseModel):
+    """One event of the batch: what the adapter reads of it (other keys are allowed and left alone)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    event_id: Annotated[_Id, Field(alias="eventId")]
+    portal_id: Annotated[_Id, Field(alias="portalId")]
+    object_id: Annotated[_Id, Field(alias="objectId")]
+    occurred_at: Annotated[int, Field(alias="occurredAt", ge=0, strict=True)]
+    subscription_type: Annotated[str | None, Field(alias="subscriptionType", max_length=128)] = None
+    event_type: Annotated[str | None, Field(alias="eventType", max_length=128)] = None
+    object_type_id: Annotated[str | None, Field(alias="objectTypeId", max_length=32)] = None
+    property_name: Annotated[str | None, Field(alias="propertyName", max_length=256)] = None
+    property_value: Annotated[str | None, Field(alias="propertyValue")] = None
+
+    @field_validator("property_value", mode="before")
+    @classmethod
+    def _scalar_value(cls, value: Any) -> Any:
+        if isinstance(value, (bool, dict, list)):
+            raise ValueError("must be a string")  # noqa: TRY004 - pydantic turns ValueError into a field error
+        return str(value) if isinstance(value, (int, float)) else value
+
+    @property
+    def kind(self) -> str:
+        """``subscriptionType``, or the ``eventType`` an old docs example uses."""
+        return self.subscription_type or self.event_type or ""
+
+
+_BATCH = TypeAdapter(list[HubSpotEvent])
+
+
+class HubSpotSource:
+    """Verifies HubSpot's signature and turns a batch into events."""
+
+    name = NAME
+
+    def __init__(self, config: HubSpotConfig) -> None:
+        self.config = config
+        self.secret_id = config.secret_id
+        self._fields = {**config.field_map, config.customer_id_property: ContactField.CUSTOMER_ID}
+
+    def check_media_type(self, request: WebhookRequest) -> None:
+        """HubSpot posts ``application/json``.
+
+        Raises:
+            UnsupportedMediaType: another content type.
+        """
+        require_media_type(request, JSON_MEDIA_TYPE)
+
+    def verify(self, request: WebhookRequest, secrets: Sequence[str]) -> None:
+        """Check ``X-HubSpot-Signature-v3`` (or v1/v2 when enabled) against each configured client secret.
+
+        Raises:
+            SignatureError: no secret matches, or headers are missing, malformed or stale.
+        """
+        last_error = SignatureError("no verification secret is configured")
+        for secret in secrets or [""]:
+            try:
+                self._verify_one(request, secret)
+            except SignatureError as exc:
+                last_error = exc
+            else:
+                return
+        raise last_error
+
+    def _verify_one(self, request: WebhookRequest, secret: str) -> None:
+        v3 = request.header("x-hubspot-signature-v3")
+        legacy = request.header("x-hubspot-signature")
+        if v3 is None and legacy is not None:
+            if not self.config.legacy_signatures:
+                raise SignatureError("v1/v2 HubSpot signatures are not accepted; use signature v3")
+            verify_hubspot_legacy(
+                secret=secret,
+                version=request.header("x-hubspot-signature-version"),
+                method=request.method,
+                uri=request.url,
+                body=request.body,
+                signature=legacy,
+            )
+            return
+        verify_hubspot_v3(
+            secret=secret,
+            method=request.method,
+            uri=request.url,
+            body=request.body,
+            signature=v3,
+            timestamp=request.header("x-hubspot-request-timestamp"),
+            now=request.received_at,
+        )
+
+    def parse(self, request: WebhookRequest) -> list[SourceEvent]:
+        """The batch's events; property changes of mapped properties carry their field.
+
+        Raises:
+            InvalidPayload: not a JSON array of 1 to 100 HubSpot events.
+        """
+        payload = parse_json(request.body)
+        if not isinstance(payload, list):
+            raise InvalidPayload("HubSpot webhook body must be a JSON array of events")
+        if not 1 <= len(payload) <= MAX_BATCH:
+            raise InvalidPayload(f"HubSpot webhook batch must hold 1 to {MAX_BATCH} events, got {len(payload)}")
+        try:
+            events = _BATCH.validate_python(payload)
+        except ValidationError as exc:
+            raise InvalidPayload(f"invalid HubSpot event: {describe_validation_error(exc)}") from exc
+        return [self._to_event(event) for event in events]
+
+    def _to_event(self, event: HubSpotEvent) -> SourceEvent:
+        key = ":".join(
+            (event.portal_id, event.object_id, event.property_name or "-", str(event.occurred_at), event.event_id)
+        )
+        common = {
+            "key": key,
+            "event_id": event.event_id,
+            "contact_id": f"{event.portal_id}:{event.object_id}",
+            "occurred_at": event.occurred_at,
+            "kind": event.kind,
+        }
+        is_contact = event.kind.startswith("contact.") or event.object_type_id == CONTACT_OBJECT_TYPE
+        if event.kind not in PROPERTY_CHANGE_TYPES or not is_contact:
+            return SourceEvent(
+                **common, settled=Status.IGNORED, reason=f"{event.kind or 'untyped'} events carry no fields"
+            )
+        field = self._fields.get(event.property_name or "")
+        if field is None:
+            return SourceEvent(**common, settled=Status.IGNORED, reason=f"property {event.property_name} is not mapped")
+        if event.property_value == REDACTED:
+            return SourceEvent(
+                **common,
+                settled=Status.INCOMPLETE,
+                reason=f"HubSpot redacted the sensitive property {event.property_name}",
+            )
+        value = event.property_value.strip() if event.property_value else None
+        return SourceEvent(**common, changes={field: value or None})
+
+
+def build() -> HubSpotSource:
+    """The HubSpot source from ``HUBSPOT_*`` settings.
+
+    Raises:
+        pydantic.ValidationError: a setting is missing or invalid.
+    """
+    return HubSpotSource(load_prefixed(HubSpotConfig, NAME))

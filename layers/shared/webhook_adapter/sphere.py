@@ -1,0 +1,165 @@
+"""Sphere's customer API client: ``PATCH /v2/customer/{id}`` over one pooled httpx connection.
+
+Answers are sorted into three kinds: accepted (``SphereResult`` with ``updatedAt`` and the KYC
+profile), permanently refused (4xx: ``SphereRefused``), and worth retrying (429, 5xx, timeouts,
+dropped connections, a 401 that a fresh token did not cure: ``SphereUnavailable``).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from webhook_adapter.outcome import SphereResult
+
+__all__ = ["SphereClient", "SphereRefused", "SphereUnavailable", "parse_retry_after"]
+
+KYC_PROFILE = "kyc_profile_a"
+_UNAUTHORIZED = 401
+_TOO_MANY_REQUESTS = 429
+_SERVER_ERROR = 500
+_MAX_DETAIL = 300
+
+type TokenSource = Callable[[bool], str]
+"""Returns Sphere's API key; called with ``True`` to bypass the cache after a 401."""
+
+
+class SphereUnavailable(Exception):
+    """Sphere could not take the request now; retry later (after ``retry_after`` seconds if Sphere said)."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None, result: SphereResult | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.result = result
+
+
+class SphereRefused(Exception):
+    """Sphere refused the request for good (a 4xx other than 401 and 429)."""
+
+    def __init__(self, result: SphereResult) -> None:
+        super().__init__(result.code or f"HTTP {result.http_status}")
+        self.result = result
+
+
+class _Criteria(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    errors: list[Any] = Field(default_factory=list)
+
+
+class _Profile(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str | None = None
+    status: str | None = None
+    criteria: _Criteria = Field(default_factory=_Criteria)
+
+
+class _Customer(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    updated_at: str | None = Field(default=None, alias="updatedAt")
+    verification_profiles: list[_Profile] = Field(default_factory=list, alias="verificationProfiles")
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), or ``None``."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - now)
+
+
+def _error_result(response: httpx.Response) -> SphereResult:
+    """Sphere's error in either documented format, or just the status for a non-JSON body."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    if not isinstance(body, dict):
+        return SphereResult(http_status=response.status_code)
+
+    def text(*names: str) -> str | None:
+        for name in names:
+            if isinstance(body.get(name), (str, int)):
+                return str(body[name])[:_MAX_DETAIL]
+        return None
+
+    return SphereResult(
+        http_status=response.status_code,
+        code=text("code"),
+        detail=text("detail", "message"),
+        correlation_id=text("correlationId", "correlation_id") or response.headers.get("x-correlation-id"),
+    )
+
+
+def _success_result(response: httpx.Response) -> SphereResult:
+    try:
+        customer = _Customer.model_validate(response.json())
+    except (json.JSONDecodeError, UnicodeDecodeError, ValidationError):
+        return SphereResult(http_status=response.status_code)
+    profile = next((p for p in customer.verification_profiles if p.name == KYC_PROFILE), None)
+    return SphereResult(
+        http_status=response.status_code,
+        updated_at=customer.updated_at,
+        kyc_status=profile.status if profile else None,
+        kyc_errors=[str(error)[:_MAX_DETAIL] for error in profile.criteria.errors] if profile else [],
+    )
+
+
+class SphereClient:
+    """Calls Sphere with explicit timeouts and one connection pool reused across invocations."""
+
+    def __init__(self, base_url: str, token: TokenSource, *, connect_timeout: float, timeout: float) -> None:
+        self._token = token
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def update_customer(self, customer_id: str, body: dict[str, Any]) -> SphereResult:
+        """PATCH the customer; on 401 fetch the key again once (it may have been rotated) and retry.
+
+        Raises:
+            SphereRefused: a permanent 4xx.
+            SphereUnavailable: 429, 5xx, a timeout, a transport error, or a 401 with a fresh key too.
+        """
+        response = self._patch(customer_id, body, refresh=False)
+        if response.status_code == _UNAUTHORIZED:
+            response = self._patch(customer_id, body, refresh=True)
+        status = response.status_code
+        if status < 300:
+            return _success_result(response)
+        result = _error_result(response)
+        if status == _UNAUTHORIZED:
+            raise SphereUnavailable("Sphere refused the API key, also after reading it again", result=result)
+        if status == _TOO_MANY_REQUESTS or status >= _SERVER_ERROR:
+            retry_after = parse_retry_after(response.headers.get("retry-after"), now=time.time())
+            raise SphereUnavailable(f"Sphere answered {status}", retry_after=retry_after, result=result)
+        raise SphereRefused(result)
+
+    def _patch(self, customer_id: str, body: dict[str, Any], *, refresh: bool) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self._token(refresh)}"}
+        try:
+            return self._http.patch(f"/v2/customer/{customer_id}", json=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise SphereUnavailable(f"Sphere did not answer in time ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise SphereUnavailable(f"could not reach Sphere ({type(exc).__name__})") from exc

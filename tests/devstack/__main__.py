@@ -1,0 +1,54 @@
+"""``make run``: the local stack with the demo, then serving webhooks until Ctrl-C.
+
+Environment (all optional): ``PORT`` (3000), ``HUBSPOT_CLIENT_SECRET``, ``GENERIC_WEBHOOK_SECRET``
+(the local signing secrets), ``SPHERE_API_URL`` with ``SPHERE_API_TOKEN`` (a real Sphere instead
+of the stand-in), ``DEMO=0`` to skip the demo.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from devstack.demo import OutcomePrinter, run_demo
+from devstack.stack import LocalStack, StackOptions
+
+
+def main() -> None:
+    """Run until interrupted."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    secrets = {
+        parameter: value
+        for parameter, variable in (
+            ("HubSpotSecretArn", "HUBSPOT_CLIENT_SECRET"),
+            ("GenericSecretArn", "GENERIC_WEBHOOK_SECRET"),
+        )
+        if (value := os.environ.get(variable))
+    }
+    real_sphere = os.environ.get("SPHERE_API_URL") and os.environ.get("SPHERE_API_TOKEN")
+    printer = OutcomePrinter()
+    options = StackOptions(
+        port=int(os.environ.get("PORT", "3000")),
+        sphere_url=os.environ["SPHERE_API_URL"] if real_sphere else None,
+        sphere_token=os.environ["SPHERE_API_TOKEN"] if real_sphere else None,
+        secrets=secrets,
+        # The functions log JSON at INFO in AWS; locally the printed outcomes say what happened.
+        environment={"POWERTOOLS_LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING")},
+        on_batch=printer,
+    )
+    with LocalStack(options) as stack:
+        printer.stack = stack
+        sphere = "the real Sphere API" if real_sphere else f"the Sphere stand-in ({stack.standin.base_url})"  # type: ignore[union-attr]
+        print(f"Local stack up. Webhooks: {stack.url}/webhooks/{{hubspot,generic}}; deliveries go to {sphere}.")
+        if os.environ.get("DEMO", "1") != "0":
+            run_demo(stack, printer)
+        print(f"\nServing webhooks on {stack.url} (Ctrl-C to stop).")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("\nStopping.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The demo ``make run`` plays on start: signed webhooks through the pipeline, each outcome printed."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from devstack.crm import generic_request, hubspot_event, hubspot_request
+from devstack.stack import LocalStack
+from webhook_adapter.model import ContactChange, Status
+
+__all__ = ["DEMO_CUSTOMER", "OutcomePrinter", "run_demo"]
+
+DEMO_CUSTOMER = "customer_f31121c389624d3697cbf3ea8830b7a4"
+SECOND_CUSTOMER = "customer_0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+BUSINESS_CUSTOMER = "customer_b0000000000000000000000000000001"
+_FINAL_WAIT_SECONDS = 15.0
+
+type Say = Callable[[str], None]
+
+
+class OutcomePrinter:
+    """Prints each event's outcome as the poller delivers it (the stack's ``on_batch`` listener)."""
+
+    def __init__(self, say: Say = print) -> None:
+        self.say = say
+        self.stack: LocalStack | None = None
+        self.settled = 0
+
+    def __call__(self, records: list[dict[str, Any]], failed: set[str]) -> None:
+        if self.stack is None:
+            return
+        for record in records:
+            change = ContactChange.model_validate_json(record["body"])
+            for event in change.events:
+                item = self.stack.store.get_event(change.source, event.key) or {}
+                status = item.get("status", "?")
+                detail = item.get("reason") or (item.get("sphere") or {}).get("updated_at") or ""
+                fields = ",".join(str(name) for name in event.changes)
+                self.say(
+                    f"  deliver  {change.source:8} contact {change.contact_id:14} {fields:28} {status:11} {detail}"
+                )
+                if status not in {Status.QUEUED, Status.RETRYING}:
+                    self.settled += 1
+
+
+def _post(say: Say, client: httpx.Client, what: str, path: str, headers: dict[str, str], body: bytes) -> None:
+    answer = client.post(path, headers=headers, content=body)
+    say(f"\n> {what}\n  receive  {answer.status_code} {json.dumps(answer.json())}")
+
+
+def run_demo(stack: LocalStack, printer: OutcomePrinter, say: Say = print) -> int:
+    """Send the demo webhooks and wait (bounded) until their outcomes are printed; the events settled."""
+    hubspot_secret = stack.secrets["HubSpotSecretArn"]
+    generic_secret = stack.secrets["GenericSecretArn"]
+    now = int(time.time() * 1000)
+    hubspot_url = f"{stack.url}/webhooks/hubspot"
+    contact = 1001
+    batch = [
+        hubspot_event(contact, "sphere_customer_id", DEMO_CUSTOMER, occurred_at=now - 5000),
+        hubspot_event(contact, "email", "Ada.Lovelace@Example.COM", occurred_at=now - 4000),
+        hubspot_event(contact, "mobilephone", "(312) 555-0142", occurred_at=now - 4000),
+        hubspot_event(contact, "address", "233 S Wacker Dr", occurred_at=now - 3000),
+        hubspot_event(contact, "city", "Chicago", occurred_at=now - 3000),
+        hubspot_event(contact, "state", "Illinois", occurred_at=now - 3000),
+        hubspot_event(contact, "zip", "60606", occurred_at=now - 3000),
+        hubspot_event(contact, "country", "United States", occurred_at=now - 3000),
+        hubspot_event(contact, "lifecyclestage", "customer", occurred_at=now - 3000),
+    ]
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        headers, body = hubspot_request(batch, secret=hubspot_secret, url=hubspot_url)
+        _post(
+            say,
+            client,
+            "HubSpot batch: a new contact's id, email, phone and address",
+            "/webhooks/hubspot",
+            headers,
+            body,
+        )
+        headers, body = hubspot_request(batch[1:2], secret=hubspot_secret, url=hubspot_url)
+        _post(say, client, "HubSpot retries an event it already sent", "/webhooks/hubspot", headers, body)
+        older = [hubspot_event(contact, "city", "Evanston", occurred_at=now - 60_000)]
+        headers, body = hubspot_request(older, secret=hubspot_secret, url=hubspot_url)
+        _post(say, client, "An older city change arrives late", "/webhooks/hubspot", headers, body)
+        unmapped = [hubspot_event(1002, "email", "grace@example.com", occurred_at=now)]
+        headers, body = hubspot_request(unmapped, secret=hubspot_secret, url=hubspot_url)
+        _post(say, client, "A contact with no Sphere customer id yet", "/webhooks/hubspot", headers, body)
+        payload = {
+            "id": "crm-42",
+            "updatedAt": "2026-11-25T09:30:00Z",
+            "sphereCustomerId": SECOND_CUSTOMER,
+            "email": "grace.hopper@example.org",
+            "address": {
+                "line1": "Rua Augusta 1500",
+                "city": "São Paulo",
+                "state": "SP",
+                "postalCode": "01304-001",
+                "country": "BR",
+            },
+        }
+        headers, body = generic_request(payload, secret=generic_secret)
+        _post(say, client, "Generic webhook (Standard Webhooks signature)", "/webhooks/generic", headers, body)
+        business = {"id": "crm-43", "sphereCustomerId": BUSINESS_CUSTOMER, "email": "ops@acme.example"}
+        headers, body = generic_request(business, secret=generic_secret)
+        _post(say, client, "A business customer (Sphere refuses it)", "/webhooks/generic", headers, body)
+        headers, body = hubspot_request(batch[:1], secret="not-the-secret", url=hubspot_url)
+        _post(say, client, "A forged HubSpot signature", "/webhooks/hubspot", headers, body)
+
+    expected = 12  # queued events: 8 of the first batch (one property is not mapped), then 1, 1, 1 and 1
+    deadline = time.monotonic() + _FINAL_WAIT_SECONDS
+    while printer.settled < expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return printer.settled

@@ -1,0 +1,120 @@
+"""The pipeline in-process for integration tests: the real handlers on moto, delivering to the stand-in.
+
+Where ``LocalStack`` serves HTTP, ``Pipeline`` calls the handlers directly with real-shaped events:
+``post()`` is API Gateway invoking the receive function, ``drain()`` is the SQS event source
+mapping invoking the deliver function until the queue is empty.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from devstack.crm import generic_request, hubspot_request
+from devstack.lambda_events import LambdaContext, http_api_event
+from devstack.poller import QueuePoller
+from devstack.resources import LOCAL_SECRETS, LocalResources
+from devstack.sphere_standin import SphereStandIn
+from webhook_adapter.store import EventStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+__all__ = ["PUBLIC_BASE_URL", "Answer", "Pipeline"]
+
+PUBLIC_BASE_URL = "https://hooks.example.com"
+"""What the tests configure as the public URL HubSpot signs."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The receive function's answer."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+class Pipeline:
+    """Both functions wired to moto and the stand-in."""
+
+    def __init__(self, resources: LocalResources, standin: SphereStandIn, sqs: SQSClient, store: EventStore) -> None:
+        self.resources = resources
+        self.standin = standin
+        self.sqs = sqs
+        self.store = store
+        self.receive_handler = importlib.import_module("receive.app").lambda_handler
+        self.deliver_handler = importlib.import_module("deliver.app").lambda_handler
+        self.poller = QueuePoller(sqs, resources.queue_url, self.deliver_handler, wait_seconds=0)
+
+    def post(
+        self, source: str, headers: dict[str, str], body: bytes, *, query: str = "", method: str = "POST"
+    ) -> Answer:
+        """Invoke the receive function as API Gateway does for ``POST /webhooks/{source}``."""
+        path = f"/webhooks/{source}"
+        event = http_api_event(
+            method,
+            path,
+            headers=headers,
+            body=body,
+            query=query,
+            path_parameters={"source": source},
+            route_key="POST /webhooks/{source}",
+        )
+        response = self.receive_handler(event, LambdaContext(function_name="receive"))
+        return Answer(
+            status=int(response["statusCode"]),
+            body=json.loads(response.get("body") or "{}"),
+            headers={name.lower(): value for name, value in (response.get("headers") or {}).items()},
+        )
+
+    def post_hubspot(self, events: list[dict[str, Any]], *, secret: str | None = None) -> Answer:
+        """A HubSpot batch, signed with the client secret for the configured public URL."""
+        key = secret or LOCAL_SECRETS["HubSpotSecretArn"]
+        headers, body = hubspot_request(events, secret=key, url=f"{PUBLIC_BASE_URL}/webhooks/hubspot")
+        return self.post("hubspot", headers, body)
+
+    def post_generic(self, payload: dict[str, Any], *, msg_id: str | None = None, secret: str | None = None) -> Answer:
+        """A generic contact, signed the Standard Webhooks way."""
+        key = secret or LOCAL_SECRETS["GenericSecretArn"]
+        headers, body = generic_request(payload, secret=key, msg_id=msg_id)
+        return self.post("generic", headers, body)
+
+    def queued_messages(self) -> int:
+        """Messages on the queue, visible or in flight."""
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.resources.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def drain(self, *, timeout: float = 10.0) -> int:
+        """Deliver until the queue is empty (retries included); the number of batches run.
+
+        Raises:
+            TimeoutError: messages were still queued at the deadline.
+        """
+        deadline = time.monotonic() + timeout
+        batches = 0
+        while self.queued_messages():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.queued_messages()} messages still queued after {timeout} s")
+            if self.poller.poll_once():
+                batches += 1
+            else:
+                time.sleep(0.05)  # a retried message is hidden until its backoff ends
+        return batches
+
+    def event(self, source: str, key: str) -> dict[str, Any]:
+        """An event's stored item.
+
+        Raises:
+            KeyError: no such event.
+        """
+        item = self.store.get_event(source, key)
+        if item is None:
+            raise KeyError(key)
+        return item

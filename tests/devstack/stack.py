@@ -1,0 +1,184 @@
+"""The whole pipeline in one process, no AWS account: moto, the Sphere stand-in, the API routes and the poller.
+
+``LocalStack`` is what ``make run`` starts and what the end-to-end tests start: the same handlers
+as deployed (``functions/*/app.py``), the same resource definitions (read from ``template.yaml``),
+every server bound to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from devstack.gateway import LocalGateway
+from devstack.poller import BatchListener, QueuePoller
+from devstack.resources import LOCAL_SECRETS, LocalResources, create_resources, function_environment
+from devstack.sphere_standin import SphereStandIn
+from webhook_adapter import runtime
+from webhook_adapter.store import EventStore
+
+__all__ = ["LocalStack", "StackOptions", "free_port"]
+
+log = logging.getLogger(__name__)
+
+_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SESSION_TOKEN": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+}
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """How to run the local stack.
+
+    ``sphere_url``/``sphere_token`` point deliver at a real Sphere instead of the stand-in;
+    ``secrets`` overrides the local signing secrets; ``environment`` overrides function settings.
+    """
+
+    port: int = 3000
+    sphere_url: str | None = None
+    sphere_token: str | None = None
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)
+    poll_wait_seconds: int = 1
+    on_batch: BatchListener | None = None
+
+
+class LocalStack:
+    """Start with ``start()`` (or as a context manager); ``stop()`` restores the process environment."""
+
+    def __init__(self, options: StackOptions | None = None) -> None:
+        self.options = options or StackOptions()
+        self._saved_env: dict[str, str] | None = None
+        self._stops: list[Callable[[], None]] = []
+        self.standin: SphereStandIn | None = None
+        self.resources: LocalResources | None = None
+        self.gateway: LocalGateway | None = None
+        self.poller: QueuePoller | None = None
+        self.aws_url = ""
+
+    @property
+    def url(self) -> str:
+        """Base URL of the webhook routes."""
+        if self.gateway is None:
+            raise RuntimeError("the local stack is not started")
+        return self.gateway.url
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        """The secret values in force (template parameter name to value)."""
+        values = {**LOCAL_SECRETS, **self.options.secrets}
+        if self.options.sphere_token:
+            values["SphereTokenSecretArn"] = self.options.sphere_token
+        return values
+
+    def client(self, service: str) -> Any:
+        """A boto3 client on the embedded AWS."""
+        return boto3.client(service, endpoint_url=self.aws_url, region_name="us-east-1")  # type: ignore[call-overload]
+
+    @property
+    def store(self) -> EventStore:
+        """The events table, to read outcomes."""
+        if self.resources is None:
+            raise RuntimeError("the local stack is not started")
+        return EventStore(self.client("dynamodb"), self.resources.table_name, 90)
+
+    def start(self) -> LocalStack:
+        """Start moto, create the resources, start the stand-in, the routes and the poller."""
+        self._saved_env = dict(os.environ)
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
+        moto_port = free_port()
+        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+        moto.start()
+        self._stops.append(moto.stop)
+        self.aws_url = f"http://127.0.0.1:{moto_port}"
+        os.environ.update(_AWS_ENV, AWS_ENDPOINT_URL=self.aws_url)
+
+        self.resources = create_resources(
+            dynamodb=self.client("dynamodb"),
+            sqs=self.client("sqs"),
+            secretsmanager=self.client("secretsmanager"),
+            secrets=self.secrets,
+        )
+        sphere_url = self.options.sphere_url
+        if sphere_url is None:
+            self.standin = SphereStandIn(token=self.secrets["SphereTokenSecretArn"], port=0)
+            self.standin.start()
+            self._stops.append(self.standin.stop)
+            sphere_url = self.standin.base_url
+
+        self.gateway = LocalGateway(self._invoke_receive, port=self.options.port)
+        environment = {
+            **function_environment(self.resources, "ReceiveFunction", PublicBaseUrl=self.gateway.url),
+            **function_environment(self.resources, "DeliverFunction", SphereApiUrl=sphere_url),
+            **self.options.environment,
+        }
+        os.environ.update(environment)
+        runtime.reset()
+        self._receive = importlib.import_module("receive.app").lambda_handler
+        self._deliver = importlib.import_module("deliver.app").lambda_handler
+
+        self.gateway.start()
+        self._stops.append(self.gateway.stop)
+        self.poller = QueuePoller(
+            self.client("sqs"),
+            self.resources.queue_url,
+            self._deliver,
+            wait_seconds=self.options.poll_wait_seconds,
+            on_batch=self.options.on_batch,
+        )
+        self.poller.start()
+        self._stops.append(self.poller.stop)
+        log.info("local stack up: webhooks on %s, AWS on %s, Sphere at %s", self.gateway.url, self.aws_url, sphere_url)
+
+    def _invoke_receive(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._receive(event, context)
+        return result
+
+    def stop(self) -> None:
+        """Stop everything started, newest first, and restore the environment."""
+        while self._stops:
+            stop = self._stops.pop()
+            try:
+                stop()
+            except Exception:  # stopping the rest matters more than one failed stop
+                log.exception("local stack: a component did not stop cleanly")
+        runtime.reset()
+        if self._saved_env is not None:
+            os.environ.clear()
+            os.environ.update(self._saved_env)
+            self._saved_env = None
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

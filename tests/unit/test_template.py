@@ -1,0 +1,719 @@
+"""What template.yaml promises: least privilege, per-contact order, retries that end in the DLQ, settings that match.
+
+Offline: the template is read as YAML (``devstack.cfn_yaml``), never deployed. The cfn-lint and SAM-translator
+checks run only where those packages are installed.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from devstack.cfn_yaml import load_template, parse_template
+from webhook_adapter.settings import DeliverSettings, ReceiveSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+
+SECTION_ORDER = [
+    "AWSTemplateFormatVersion",
+    "Transform",
+    "Description",
+    "Parameters",
+    "Conditions",
+    "Globals",
+    "Resources",
+    "Outputs",
+]
+AWS_REQUIRES_ANY_RESOURCE = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
+"""Actions without resource-level permissions: the only ones a statement may grant on ``*``."""
+SAMPLE_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:crm/hubspot-AbC123"
+PSEUDO_PARAMETERS = {
+    "AWS::StackName": "crm-sphere-webhooks-dev",
+    "AWS::Region": "eu-west-1",
+    "AWS::Partition": "aws",
+    "AWS::AccountId": "123456789012",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+"""Pseudo parameters, for rendering values as a deployment would see them."""
+
+
+# ----------------------------------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE_PATH)
+
+
+def resources_of_type(template: dict[str, Any], type_name: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in template["Resources"].items() if res["Type"] == type_name}
+
+
+def props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    properties: dict[str, Any] = template["Resources"][logical_id]["Properties"]
+    return properties
+
+
+def function_setting(template: dict[str, Any], function_id: str, name: str) -> Any:
+    """A function property as SAM applies it: the function's own value, else the one in Globals."""
+    return props(template, function_id).get(name, template["Globals"]["Function"].get(name))
+
+
+def function_environment(template: dict[str, Any], function_id: str) -> dict[str, Any]:
+    """Globals' variables merged with the function's own, as SAM merges them."""
+    variables = dict(template["Globals"]["Function"]["Environment"]["Variables"])
+    variables.update(props(template, function_id).get("Environment", {}).get("Variables", {}))
+    return variables
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every IAM statement the template writes itself: roles, policies, and SAM ``Policies`` statements."""
+    for name, res in template["Resources"].items():
+        properties = res.get("Properties", {})
+        documents: list[Any] = []
+        if res["Type"] == "AWS::IAM::Role":
+            documents = [policy["PolicyDocument"] for policy in properties.get("Policies", [])]
+        elif res["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}:
+            documents = [properties["PolicyDocument"]]
+        elif res["Type"] == "AWS::Serverless::Function":
+            documents = [policy for policy in as_list(properties.get("Policies", [])) if isinstance(policy, dict)]
+        for document in documents:
+            for statement in as_list(document.get("Statement", [])):
+                yield name, statement
+
+
+def role_grants(template: dict[str, Any], role_id: str) -> dict[str, list[Any]]:
+    """Action -> the resources a role's statements grant it on."""
+    grants: dict[str, list[Any]] = {}
+    for policy in props(template, role_id)["Policies"]:
+        for statement in as_list(policy["PolicyDocument"]["Statement"]):
+            assert statement["Effect"] == "Allow"
+            for action in as_list(statement["Action"]):
+                grants.setdefault(action, []).extend(as_list(statement["Resource"]))
+    return grants
+
+
+def referenced_ids(value: Any) -> set[str]:
+    """Logical ids and parameters a value refers to (Ref, GetAtt, and ``${...}`` in Sub)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref" and isinstance(inner, str):
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                found.add(inner[0] if isinstance(inner, list) else str(inner).split(".")[0])
+            elif key == "Fn::Sub":
+                text, variables = (inner, {}) if isinstance(inner, str) else (inner[0], inner[1])
+                names = {match.split(".")[0] for match in re.findall(r"\$\{([^}!][^}]*)\}", text)}
+                found |= names - set(variables)
+                found |= referenced_ids(variables)
+            else:
+                found |= referenced_ids(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= referenced_ids(inner)
+    return found
+
+
+def sample_parameter(template: dict[str, Any], name: str) -> str:
+    """A parameter's default, or a value it accepts (secret ARNs have no default)."""
+    if name in PSEUDO_PARAMETERS:
+        return PSEUDO_PARAMETERS[name]
+    parameter = template["Parameters"][name]
+    if "Default" in parameter:
+        return str(parameter["Default"])
+    assert name.endswith("SecretArn"), f"no sample value for parameter {name}"
+    return SAMPLE_SECRET_ARN
+
+
+def condition_holds(template: dict[str, Any], condition: Any) -> bool:
+    """Evaluate a condition with default parameters (Equals, Not, And, Or, Condition)."""
+    if isinstance(condition, str):
+        return condition_holds(template, template["Conditions"][condition])
+    if "Condition" in condition:
+        return condition_holds(template, condition["Condition"])
+    if "Fn::Equals" in condition:
+        left, right = (render(template, side) for side in condition["Fn::Equals"])
+        return left == right
+    if "Fn::Not" in condition:
+        return not condition_holds(template, condition["Fn::Not"][0])
+    if "Fn::And" in condition:
+        return all(condition_holds(template, inner) for inner in condition["Fn::And"])
+    if "Fn::Or" in condition:
+        return any(condition_holds(template, inner) for inner in condition["Fn::Or"])
+    raise AssertionError(f"cannot evaluate condition {condition}")
+
+
+def render(template: dict[str, Any], value: Any) -> str:
+    """The string a deployment with default parameters would give ``value`` (resources get stand-in names)."""
+    if not isinstance(value, dict):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    if "Ref" in value:
+        name = value["Ref"]
+        if name in template["Resources"]:
+            return f"{name.lower()}-id"
+        return sample_parameter(template, name)
+    if "Fn::If" in value:
+        condition, when_true, when_false = value["Fn::If"]
+        return render(template, when_true if condition_holds(template, condition) else when_false)
+    if "Fn::Sub" in value:
+        inner = value["Fn::Sub"]
+        text, variables = (inner, {}) if isinstance(inner, str) else (inner[0], inner[1])
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in variables:
+                return render(template, variables[name])
+            return render(template, {"Ref": name})
+
+        return re.sub(r"\$\{([^}!][^}]*)\}", substitute, text)
+    raise AssertionError(f"cannot render {value}")
+
+
+def render_environment(template: dict[str, Any], function_id: str) -> dict[str, str]:
+    """A function's environment as a deployment with default parameters would set it."""
+    return {name: render(template, value) for name, value in function_environment(template, function_id).items()}
+
+
+def aliases(model: type[BaseModel], *, required_only: bool) -> set[str]:
+    return {
+        field.alias or name for name, field in model.model_fields.items() if field.is_required() or not required_only
+    }
+
+
+# -------------------------------------------------------------------------------------------------- structure
+
+
+def test_sections_follow_the_house_order(template: dict[str, Any]) -> None:
+    # Given the template as written
+    # When its top-level sections are listed
+    sections = list(template)
+
+    # Then they come in the house order, with the SAM transform
+    assert sections == SECTION_ORDER
+    assert template["Transform"] == "AWS::Serverless-2016-10-31"
+
+
+def test_every_resource_has_a_one_line_comment_and_sits_under_a_banner() -> None:
+    # Given the template's text
+    lines = TEMPLATE_PATH.read_text(encoding="utf-8").splitlines()
+    start = lines.index("Resources:")
+    end = lines.index("Outputs:")
+
+    # When each resource's declaration line is found
+    declarations = [index for index in range(start, end) if re.fullmatch(r"  [A-Za-z0-9]+:", lines[index])]
+
+    # Then each has a one-line comment of its own above it, and the first resource follows a banner
+    assert declarations
+    for index in declarations:
+        assert lines[index - 1].startswith("  # "), f"no comment above {lines[index].strip()}"
+        assert not lines[index - 2].strip(), f"more than one comment line above {lines[index].strip()}"
+    banners = [index for index in range(start, end) if lines[index].startswith("  # ----")]
+    assert banners
+    assert banners[0] < declarations[0]
+
+
+def test_the_template_has_no_circular_dependency_including_the_ones_sam_adds(template: dict[str, Any]) -> None:
+    # Given each resource's references, Globals applied to every function, and the edge SAM adds when it writes a
+    # route's integration into an API (the API then refers to the function)
+    resources = template["Resources"]
+    globals_refs = referenced_ids(template["Globals"]["Function"])
+    graph: dict[str, set[str]] = {}
+    for name, res in resources.items():
+        depends = set(as_list(res.get("DependsOn", [])))
+        refs = referenced_ids(res.get("Properties", {})) | depends
+        if res["Type"] == "AWS::Serverless::Function":
+            refs |= globals_refs
+        graph.setdefault(name, set()).update(ref for ref in refs if ref in resources)
+    for name, res in resources_of_type(template, "AWS::Serverless::Function").items():
+        for event in res["Properties"].get("Events", {}).values():
+            if event["Type"] != "HttpApi":
+                continue
+            api_id = event["Properties"]["ApiId"]["Ref"]
+            body = props(template, api_id).get("DefinitionBody", {})
+            route = (
+                body.get("paths", {}).get(event["Properties"]["Path"], {}).get(event["Properties"]["Method"].lower())
+            )
+            if not route or "x-amazon-apigateway-integration" not in route:
+                graph[api_id].add(name)
+
+    # When the resources are ordered for creation
+    # Then an order exists (CloudFormation refuses a template with a dependency loop)
+    order = list(graphlib.TopologicalSorter(graph).static_order())
+    assert set(order) == set(resources)
+
+
+def test_cfn_lint_finds_nothing(template: dict[str, Any]) -> None:
+    api = pytest.importorskip("cfnlint.api")
+    # Given the template's text
+    text = TEMPLATE_PATH.read_text(encoding="utf-8")
+
+    # When cfn-lint checks it (as `sam validate --lint` does)
+    matches = api.lint(text, config=api.ManualArgs(regions=["us-east-1"]))
+
+    # Then it reports neither an error nor a warning
+    assert [str(match) for match in matches] == []
+
+
+def test_the_loader_reads_short_intrinsic_tags_as_their_long_form() -> None:
+    # Given a template fragment in short form
+    text = "A: !Ref B\nC: !GetAtt D.Arn\nE: !Sub ['${F}', {F: !Ref G}]\nH: !If [I, !Ref AWS::NoValue, x]\n"
+
+    # When it is parsed
+    parsed = parse_template(text)
+
+    # Then each tag became the mapping CloudFormation reads
+    assert parsed == {
+        "A": {"Ref": "B"},
+        "C": {"Fn::GetAtt": ["D", "Arn"]},
+        "E": {"Fn::Sub": ["${F}", {"F": {"Ref": "G"}}]},
+        "H": {"Fn::If": ["I", {"Ref": "AWS::NoValue"}, "x"]},
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- security
+
+
+def test_no_statement_grants_a_wildcard_action_or_resource(template: dict[str, Any]) -> None:
+    # Given every IAM statement the template writes
+    statements = list(policy_statements(template))
+    assert statements
+
+    for owner, statement in statements:
+        actions = as_list(statement["Action"])
+        resources = as_list(statement["Resource"])
+        # Then no action is a wildcard
+        assert not [action for action in actions if "*" in action], f"{owner}: wildcard action {actions}"
+        # And "*" stands only where AWS offers no resource-level permission (X-Ray)
+        wildcard = [resource for resource in resources if isinstance(resource, str) and "*" in resource]
+        if wildcard:
+            assert set(actions) <= AWS_REQUIRES_ANY_RESOURCE, f"{owner}: {actions} on {wildcard}"
+        assert "NotAction" not in statement
+        assert "NotResource" not in statement
+
+
+def test_functions_run_with_their_own_roles_so_sam_adds_no_broad_managed_policy(template: dict[str, Any]) -> None:
+    # Given the functions (a SAM-made role would get AWSLambdaBasicExecutionRole and, for the SQS event,
+    # AWSLambdaSQSQueueExecutionRole: both grant on "*")
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+
+    for name, res in functions.items():
+        # Then each names an explicit role of the template and no SAM policies
+        role = res["Properties"]["Role"]
+        assert role == {"Fn::GetAtt": [f"{name}Role", "Arn"]}
+        assert template["Resources"][f"{name}Role"]["Type"] == "AWS::IAM::Role"
+        assert "Policies" not in res["Properties"]
+        assert "ManagedPolicyArns" not in props(template, f"{name}Role")
+
+
+def test_receive_may_store_enqueue_and_read_the_source_secrets_only(template: dict[str, Any]) -> None:
+    # Given the receive function's role
+    grants = role_grants(template, "ReceiveFunctionRole")
+
+    # Then it reaches the table, the queue, the two source secrets and its own logs, nothing else
+    table = [{"Fn::GetAtt": ["EventsTable", "Arn"]}]
+    assert grants == {
+        "logs:CreateLogStream": [{"Fn::GetAtt": ["ReceiveLogGroup", "Arn"]}],
+        "logs:PutLogEvents": [{"Fn::GetAtt": ["ReceiveLogGroup", "Arn"]}],
+        "xray:PutTraceSegments": ["*"],
+        "xray:PutTelemetryRecords": ["*"],
+        "dynamodb:GetItem": table,
+        "dynamodb:BatchGetItem": table,
+        "dynamodb:PutItem": table,
+        "dynamodb:BatchWriteItem": table,
+        "sqs:SendMessage": [{"Fn::GetAtt": ["ChangesQueue", "Arn"]}],
+        "secretsmanager:GetSecretValue": [{"Ref": "HubSpotSecretArn"}, {"Ref": "GenericSecretArn"}],
+    }
+
+
+def test_deliver_may_poll_back_off_record_and_read_the_sphere_token_only(template: dict[str, Any]) -> None:
+    # Given the deliver function's role
+    grants = role_grants(template, "DeliverFunctionRole")
+
+    # Then it reaches the table, the queue (as its event source, and to delay a retry), the Sphere token and its
+    # own logs, nothing else
+    table = [{"Fn::GetAtt": ["EventsTable", "Arn"]}]
+    queue = [{"Fn::GetAtt": ["ChangesQueue", "Arn"]}]
+    assert grants == {
+        "logs:CreateLogStream": [{"Fn::GetAtt": ["DeliverLogGroup", "Arn"]}],
+        "logs:PutLogEvents": [{"Fn::GetAtt": ["DeliverLogGroup", "Arn"]}],
+        "xray:PutTraceSegments": ["*"],
+        "xray:PutTelemetryRecords": ["*"],
+        "dynamodb:GetItem": table,
+        "dynamodb:BatchGetItem": table,
+        "dynamodb:PutItem": table,
+        "dynamodb:UpdateItem": table,
+        "sqs:ReceiveMessage": queue,
+        "sqs:DeleteMessage": queue,
+        "sqs:GetQueueAttributes": queue,
+        "sqs:ChangeMessageVisibility": queue,
+        "secretsmanager:GetSecretValue": [{"Ref": "SphereTokenSecretArn"}],
+    }
+
+
+def test_secret_parameters_take_only_complete_secret_arns(template: dict[str, Any]) -> None:
+    # Given the three secret parameters
+    for name in ("SphereTokenSecretArn", "HubSpotSecretArn", "GenericSecretArn"):
+        pattern = template["Parameters"][name]["AllowedPattern"]
+
+        # Then a complete ARN passes, and a partial one (which IAM would not match) or another service's fails
+        assert re.fullmatch(pattern, SAMPLE_SECRET_ARN)
+        assert not re.fullmatch(pattern, SAMPLE_SECRET_ARN.removesuffix("-AbC123"))
+        assert not re.fullmatch(pattern, "arn:aws:ssm:eu-west-1:123456789012:parameter/crm-AbC123")
+        assert "Default" not in template["Parameters"][name]
+
+
+# ----------------------------------------------------------------------------------------------------- storage
+
+
+def test_the_table_is_recoverable_encrypted_expiring_and_retained(template: dict[str, Any]) -> None:
+    # Given the events table
+    table = template["Resources"]["EventsTable"]
+    properties = table["Properties"]
+
+    # Then it keeps point-in-time backups, is encrypted, expires items on `ttl` and survives a stack deletion
+    assert table["Type"] == "AWS::DynamoDB::Table"
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"]["SSEEnabled"] is True
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_the_table_keys_and_indexes_are_the_ones_the_store_uses(template: dict[str, Any]) -> None:
+    # Given the events table
+    properties = props(template, "EventsTable")
+
+    # When its keys and indexes are read
+    attributes = {item["AttributeName"]: item["AttributeType"] for item in properties["AttributeDefinitions"]}
+    keys = [(item["AttributeName"], item["KeyType"]) for item in properties["KeySchema"]]
+    indexes = {
+        index["IndexName"]: (
+            [(item["AttributeName"], item["KeyType"]) for item in index["KeySchema"]],
+            index["Projection"],
+        )
+        for index in properties["GlobalSecondaryIndexes"]
+    }
+
+    # Then they are pk/sk and the two sparse GSIs, every key a string
+    assert attributes == dict.fromkeys(["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"], "S")
+    assert keys == [("pk", "HASH"), ("sk", "RANGE")]
+    assert indexes == {
+        "ContactHistory": ([("gsi1pk", "HASH"), ("gsi1sk", "RANGE")], {"ProjectionType": "ALL"}),
+        "StatusByTime": ([("gsi2pk", "HASH"), ("gsi2sk", "RANGE")], {"ProjectionType": "ALL"}),
+    }
+
+
+# ------------------------------------------------------------------------------------------------------ queues
+
+
+def test_the_changes_queue_is_an_encrypted_high_throughput_fifo_queue(template: dict[str, Any]) -> None:
+    # Given the changes queue
+    queue = props(template, "ChangesQueue")
+
+    # Then it keeps per-contact order, dedups per message group, and encrypts at rest
+    assert queue["FifoQueue"] is True
+    assert queue["QueueName"]["Fn::Sub"].endswith(".fifo")
+    assert queue["ContentBasedDeduplication"] is False
+    assert queue["DeduplicationScope"] == "messageGroup"
+    assert queue["FifoThroughputLimit"] == "perMessageGroupId"
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["MessageRetentionPeriod"] == 1_209_600
+
+
+def test_failed_changes_end_in_the_dead_letter_queue_after_the_count_deliver_plans_for(
+    template: dict[str, Any],
+) -> None:
+    # Given the queue's redrive policy and the deliver function's environment
+    redrive = props(template, "ChangesQueue")["RedrivePolicy"]
+    environment = function_environment(template, "DeliverFunction")
+
+    # Then failed changes move to the DLQ, after the same number of receives deliver's back-off schedule counts
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["ChangesDeadLetterQueue", "Arn"]}
+    assert redrive["maxReceiveCount"] == environment["MAX_RECEIVE_COUNT"]
+    count = int(render(template, redrive["maxReceiveCount"]))
+    assert count == DeliverSettings.model_validate(render_environment(template, "DeliverFunction")).max_receive_count
+
+
+def test_the_dead_letter_queue_is_fifo_encrypted_and_accepts_redrive_from_the_changes_queue(
+    template: dict[str, Any],
+) -> None:
+    # Given the dead-letter queue
+    dlq = props(template, "ChangesDeadLetterQueue")
+
+    # Then it is FIFO (as a FIFO queue's DLQ must be), encrypted, kept 14 days, and the console can redrive it
+    # back to the changes queue (named by ARN: !GetAtt would close a loop with the redrive policy)
+    assert dlq["FifoQueue"] is True
+    assert dlq["SqsManagedSseEnabled"] is True
+    assert dlq["MessageRetentionPeriod"] == 1_209_600
+    allow = dlq["RedriveAllowPolicy"]
+    assert allow["redrivePermission"] == "byQueue"
+    queue_name = props(template, "ChangesQueue")["QueueName"]["Fn::Sub"]
+    assert [source["Fn::Sub"] for source in allow["sourceQueueArns"]] == [
+        f"arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{queue_name}"
+    ]
+
+
+def test_the_visibility_timeout_is_at_least_six_times_the_deliver_timeout(template: dict[str, Any]) -> None:
+    # Given the queue and the function that consumes it
+    visibility = props(template, "ChangesQueue")["VisibilityTimeout"]
+    timeout = function_setting(template, "DeliverFunction", "Timeout")
+
+    # Then a message is not handed out again while a slow invocation still works on it (AWS's 6x advice)
+    assert visibility >= 6 * timeout
+
+
+def test_deliver_reports_partial_batch_failures_from_the_changes_queue(template: dict[str, Any]) -> None:
+    # Given the deliver function's events
+    events = props(template, "DeliverFunction")["Events"]
+
+    # Then its one event reads the changes queue and reports failed messages one by one, with bounded concurrency
+    assert len(events) == 1
+    (event,) = events.values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["ChangesQueue", "Arn"]}
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert 1 <= event["Properties"]["BatchSize"] <= 10
+    assert event["Properties"]["ScalingConfig"]["MaximumConcurrency"] >= 2
+
+
+# --------------------------------------------------------------------------------------------------- functions
+
+
+@pytest.mark.parametrize("function_id", ["ReceiveFunction", "DeliverFunction"])
+def test_functions_run_python_3_13_on_arm64_with_the_shared_layer_and_tracing(
+    template: dict[str, Any], function_id: str
+) -> None:
+    # Given a function with Globals applied
+    # Then it runs Python 3.13 on arm64, loads the shared layer and traces
+    assert function_setting(template, function_id, "Runtime") == "python3.13"
+    assert function_setting(template, function_id, "Architectures") == ["arm64"]
+    assert {"Ref": "SharedLayer"} in function_setting(template, function_id, "Layers")
+    assert function_setting(template, function_id, "Tracing") == "Active"
+    assert function_setting(template, function_id, "Handler") == "app.lambda_handler"
+
+
+def test_the_layer_is_built_by_sam_from_the_shared_package(template: dict[str, Any]) -> None:
+    # Given the shared layer
+    layer = template["Resources"]["SharedLayer"]
+
+    # Then SAM builds it for Python 3.13 on arm64, from a folder holding the package directly (SAM adds python/)
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    content = ROOT / layer["Properties"]["ContentUri"]
+    assert (content / "requirements.txt").is_file()
+    assert (content / "webhook_adapter" / "__init__.py").is_file()
+    assert not (content / "python").exists()
+
+
+def test_every_function_logs_to_its_own_log_group_with_retention(template: dict[str, Any]) -> None:
+    # Given every function
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    assert set(functions) == {"ReceiveFunction", "DeliverFunction"}
+
+    for res in functions.values():
+        # When its log group is looked up
+        group_id = res["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        group = template["Resources"][group_id]
+
+        # Then it is a log group of the template, named as Lambda would name it, with a retention
+        assert group["Type"] == "AWS::Logs::LogGroup"
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionInDays"}
+        function_name = res["Properties"]["FunctionName"]["Fn::Sub"]
+        assert group["Properties"]["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/{function_name}"}
+
+
+def test_log_retention_parameter_offers_only_values_cloudwatch_accepts(template: dict[str, Any]) -> None:
+    # Given the retention parameter
+    parameter = template["Parameters"]["LogRetentionInDays"]
+
+    # Then every choice is one CloudWatch Logs accepts, and the default is one of them
+    valid = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
+    assert set(parameter["AllowedValues"]) <= valid
+    assert parameter["Default"] in parameter["AllowedValues"]
+
+
+# -------------------------------------------------------------------------------------------------------- API
+
+
+def test_the_api_has_exactly_one_route_post_webhooks_source(template: dict[str, Any]) -> None:
+    # Given every API event of every function, and the API's definition
+    routes = [
+        (name, event["Properties"]["Method"], event["Properties"]["Path"])
+        for name, res in resources_of_type(template, "AWS::Serverless::Function").items()
+        for event in res["Properties"].get("Events", {}).values()
+        if event["Type"] in {"HttpApi", "Api"}
+    ]
+    paths = props(template, "HttpApi")["DefinitionBody"]["paths"]
+
+    # Then the only route is POST /webhooks/{source}, to the receive function, with no catch-all
+    assert routes == [("ReceiveFunction", "POST", "/webhooks/{source}")]
+    assert {path: list(methods) for path, methods in paths.items()} == {"/webhooks/{source}": ["post"]}
+    assert props(template, "HttpApi")["StageName"] == "$default"
+
+
+def test_the_route_integration_invokes_the_receive_function_by_its_name(template: dict[str, Any]) -> None:
+    # Given the route's integration (written with the function's ARN, not !GetAtt, to keep the API free of a
+    # dependency on the function that is told the API's URL)
+    integration = props(template, "HttpApi")["DefinitionBody"]["paths"]["/webhooks/{source}"]["post"][
+        "x-amazon-apigateway-integration"
+    ]
+    text, variables = integration["uri"]["Fn::Sub"]
+    function_name = props(template, "ReceiveFunction")["FunctionName"]["Fn::Sub"]
+
+    # Then it is a payload 2.0 Lambda proxy to exactly that function
+    assert integration["type"] == "aws_proxy"
+    assert integration["payloadFormatVersion"] == "2.0"
+    assert text.endswith("/functions/${Arn}/invocations")
+    assert variables["Arn"]["Fn::Sub"].endswith(f":function:{function_name}")
+
+
+def test_the_api_stage_is_throttled_and_access_logged(template: dict[str, Any]) -> None:
+    # Given the HTTP API
+    api = props(template, "HttpApi")
+
+    # Then its stage has a rate and a burst limit, and writes access logs to a log group with retention
+    throttling = api["DefaultRouteSettings"]
+    assert throttling["ThrottlingRateLimit"] > 0
+    assert throttling["ThrottlingBurstLimit"] >= throttling["ThrottlingRateLimit"]
+    group_id = api["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0]
+    assert template["Resources"][group_id]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionInDays"}
+
+
+def test_public_base_url_defaults_to_the_api_endpoint_and_accepts_only_https_without_trailing_slash(
+    template: dict[str, Any],
+) -> None:
+    # Given the parameter and the receive function's environment with default parameters
+    pattern = template["Parameters"]["PublicBaseUrl"]["AllowedPattern"]
+    environment = render_environment(template, "ReceiveFunction")
+
+    # Then the default is the API's own endpoint, and only https URLs without a trailing slash are accepted
+    assert environment["PUBLIC_BASE_URL"] == "https://httpapi-id.execute-api.eu-west-1.amazonaws.com"
+    assert re.fullmatch(pattern, "")
+    assert re.fullmatch(pattern, "https://hooks.example.com")
+    assert re.fullmatch(pattern, "https://hooks.example.com/crm")
+    assert not re.fullmatch(pattern, "https://hooks.example.com/")
+    assert not re.fullmatch(pattern, "http://hooks.example.com")
+
+
+# ------------------------------------------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize(
+    ("function_id", "model"), [("ReceiveFunction", ReceiveSettings), ("DeliverFunction", DeliverSettings)]
+)
+def test_each_function_sets_every_variable_its_settings_require(
+    template: dict[str, Any], function_id: str, model: type[BaseModel]
+) -> None:
+    # Given the function's environment
+    environment = function_environment(template, function_id)
+
+    # Then every required setting is there, and with default parameters the whole environment validates
+    assert aliases(model, required_only=True) <= set(environment)
+    model.model_validate(render_environment(template, function_id))
+
+
+def test_the_required_variables_are_where_they_are_needed(template: dict[str, Any]) -> None:
+    # Given both functions' environments
+    receive = function_environment(template, "ReceiveFunction")
+    deliver = function_environment(template, "DeliverFunction")
+
+    # Then each has the variables its path reads
+    assert {"TABLE_NAME", "QUEUE_URL", "PUBLIC_BASE_URL", "HUBSPOT_SECRET_ID", "GENERIC_SECRET_ID"} <= set(receive)
+    assert {"TABLE_NAME", "QUEUE_URL", "SPHERE_API_URL", "SPHERE_TOKEN_SECRET_ID"} <= set(deliver)
+    assert receive["QUEUE_URL"] == deliver["QUEUE_URL"] == {"Ref": "ChangesQueue"}
+    assert receive["TABLE_NAME"] == deliver["TABLE_NAME"] == {"Ref": "EventsTable"}
+
+
+def test_every_enabled_source_has_its_secret(template: dict[str, Any]) -> None:
+    # Given the sources the receive function answers for
+    environment = function_environment(template, "ReceiveFunction")
+    sources = [name.strip() for name in environment["ENABLED_SOURCES"].split(",") if name.strip()]
+
+    # Then each reads its signing secret from a parameter
+    assert sources
+    for source in sources:
+        assert environment[f"{source.upper()}_SECRET_ID"]["Ref"] in template["Parameters"]
+
+
+@pytest.mark.parametrize(
+    ("function_id", "model"), [("ReceiveFunction", ReceiveSettings), ("DeliverFunction", DeliverSettings)]
+)
+def test_no_variable_is_set_that_nothing_reads(
+    template: dict[str, Any], function_id: str, model: type[BaseModel]
+) -> None:
+    # Given the function's environment, its settings model and the sources it serves
+    environment = function_environment(template, function_id)
+    sources = environment.get("ENABLED_SOURCES", "")
+    prefixes = tuple(f"{name.strip().upper()}_" for name in str(sources).split(",") if name.strip())
+
+    # Then every variable is a setting, a source's setting or Powertools' (a misspelt name would be silently ignored)
+    unknown = {
+        name
+        for name in environment
+        if name not in aliases(model, required_only=False)
+        and not name.startswith("POWERTOOLS_")
+        and not (prefixes and name.startswith(prefixes))
+    }
+    assert unknown == set()
+
+
+# ----------------------------------------------------------------------------------------------- monitoring
+
+
+def test_a_message_in_the_dead_letter_queue_raises_the_alarm(template: dict[str, Any]) -> None:
+    # Given the dead-letter alarm
+    alarm = props(template, "DeadLetterAlarm")
+
+    # Then one visible message in the DLQ, within a minute, breaches it; no data is not a breach
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["ChangesDeadLetterQueue", "QueueName"]}}
+    ]
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Maximum", 60, 1)
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_the_alarm_notifies_only_when_a_topic_is_given(template: dict[str, Any]) -> None:
+    # Given the alarm's actions
+    actions = props(template, "DeadLetterAlarm")["AlarmActions"]
+
+    # Then they depend on the topic parameter being set, and are absent otherwise
+    assert actions == {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    assert template["Conditions"]["HasAlarmTopic"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]}
+
+
+def test_outputs_give_the_webhook_urls_and_the_resources_operators_need(template: dict[str, Any]) -> None:
+    # Given the outputs
+    outputs = template["Outputs"]
+
+    # Then the webhook URLs, the API endpoint, the table and both queues are there
+    assert set(outputs) == {
+        "HubSpotWebhookUrl",
+        "GenericWebhookUrl",
+        "ApiEndpoint",
+        "EventsTableName",
+        "ChangesQueueUrl",
+        "DeadLetterQueueUrl",
+    }
+    # And with default parameters the webhook URLs are the API's endpoint plus the route
+    assert render(template, outputs["HubSpotWebhookUrl"]["Value"]) == (
+        "https://httpapi-id.execute-api.eu-west-1.amazonaws.com/webhooks/hubspot"
+    )
+    assert render(template, outputs["GenericWebhookUrl"]["Value"]).endswith("/webhooks/generic")
