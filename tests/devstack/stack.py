@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import httpx
 from moto.server import ThreadedMotoServer
 
 from devstack.gateway import LocalGateway
@@ -120,6 +121,8 @@ class LocalStack:
         moto.start()
         self._stops.append(moto.stop)
         self.aws_url = f"http://127.0.0.1:{moto_port}"
+        # moto keeps its state per process: start from nothing, as a fresh account would.
+        httpx.post(f"{self.aws_url}/moto-api/reset", timeout=10).raise_for_status()
         os.environ.update(_AWS_ENV, AWS_ENDPOINT_URL=self.aws_url)
 
         self.resources = create_resources(

@@ -12,8 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from pydantic import ValidationError
 
@@ -22,11 +21,11 @@ from webhook_adapter.receive import Receiver
 from webhook_adapter.runtime import receiver
 from webhook_adapter.sources import WebhookRequest
 from webhook_adapter.sources.base import describe_validation_error
+from webhook_adapter.telemetry import count
 
 __all__ = ["answer_webhook", "error_body", "request_from_event"]
 
 logger = Logger(child=True)
-metrics = Metrics()
 
 _CLIENT_ERROR = 400
 _SERVER_ERROR = 500
@@ -102,7 +101,7 @@ def _record_refusal(
     receiver: Receiver, event: APIGatewayProxyEventV2, source: str, exc: AdapterError, body: bytes, received_at: float
 ) -> None:
     logger.warning("webhook refused", source=source[:64], status=exc.status_code, code=exc.code, error=exc.message)
-    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+    count("RequestsRefused", 1, source=source, code=exc.code)
     try:
         receiver.store.record_refused(
             request_id=event.request_context.request_id or f"local-{received_at}",

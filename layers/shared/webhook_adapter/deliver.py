@@ -32,6 +32,7 @@ from webhook_adapter.outcome import Outcome, SphereResult
 from webhook_adapter.settings import DeliverSettings
 from webhook_adapter.sphere import SphereClient, SphereRefused, SphereUnavailable
 from webhook_adapter.store import EventStore, StaleContactState
+from webhook_adapter.telemetry import count
 
 __all__ = ["Delivery", "RetryLater", "backoff_seconds", "event_outcome"]
 
@@ -186,6 +187,7 @@ class Delivery:
         ]
         for event, outcome in outcomes:
             self.store.record_outcome(change, event, outcome, attempts=attempt, now_ms=now)
+            count("EventOutcome", 1, source=change.source, status=str(outcome.status))
             logger.info(
                 "event delivered" if outcome.status is Status.DELIVERED else "event settled",
                 source=change.source,
@@ -205,6 +207,7 @@ class Delivery:
         now = self.now_ms()
         for event in events:
             self.store.record_outcome(change, event, outcome, attempts=attempt, now_ms=now)
+        count("EventOutcome", len(events), source=change.source, status=str(status))
         logger.warning(
             "delivery failed, will retry" if not last else "delivery failed, dead-lettered",
             source=change.source,

@@ -8,6 +8,7 @@ subdivision code), then grouped into the request fields Sphere knows (``email``,
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -115,6 +116,12 @@ def normalize_country(value: str) -> str:
     return str(country.alpha_3)
 
 
+def _folded(text: str) -> str:
+    """Upper case without accents, so "Sao Paulo" finds "São Paulo"."""
+    decomposed = unicodedata.normalize("NFKD", text.strip())
+    return "".join(char for char in decomposed if not unicodedata.combining(char)).upper()
+
+
 def normalize_state(value: str, country_alpha3: str) -> str:
     """The subdivision code within the country (``IL`` from ``Illinois``, ``IL`` or ``US-IL``).
 
@@ -123,11 +130,11 @@ def normalize_state(value: str, country_alpha3: str) -> str:
     """
     country: Any = pycountry.countries.get(alpha_3=country_alpha3)
     alpha2 = str(country.alpha_2)
-    wanted = value.strip().upper().removeprefix(f"{alpha2}-")
+    wanted = _folded(value).removeprefix(f"{alpha2}-")
     subdivisions: Any = pycountry.subdivisions.get(country_code=alpha2)  # type: ignore[no-untyped-call]
     for subdivision in subdivisions or []:
         code = str(subdivision.code).removeprefix(f"{alpha2}-")
-        if wanted in (code.upper(), str(subdivision.name).upper()):
+        if wanted in (code.upper(), _folded(str(subdivision.name))):
             return code
     raise InvalidValue(f"state is not a subdivision of {country_alpha3}")
 

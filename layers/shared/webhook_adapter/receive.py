@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 
 from webhook_adapter.enqueue import ChangeQueue
 from webhook_adapter.errors import BodyTooLarge, UnknownSource, VerificationUnavailable
@@ -22,11 +21,11 @@ from webhook_adapter.secrets import SecretUnavailable
 from webhook_adapter.settings import ReceiveSettings
 from webhook_adapter.sources import Source, WebhookRequest, get_source
 from webhook_adapter.store import EventStore
+from webhook_adapter.telemetry import count
 
 __all__ = ["Receipt", "Receiver", "group_by_contact"]
 
 logger = Logger(child=True)
-metrics = Metrics()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +114,8 @@ class Receiver:
             duplicates=[event.event_id for event in events if event.key in known],
             settled=settled,
         )
-        metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=len(receipt.accepted))
-        metrics.add_metric(name="EventsDuplicate", unit=MetricUnit.Count, value=len(receipt.duplicates))
+        count("EventsAccepted", len(receipt.accepted), source=source.name)
+        count("EventsDuplicate", len(receipt.duplicates), source=source.name)
         logger.info(
             "webhook accepted",
             source=source.name,

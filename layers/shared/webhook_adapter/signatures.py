@@ -177,9 +177,14 @@ def verify_standard_webhook(
     given = [entry.removeprefix("v1,").encode() for entry in signature_header.split() if entry.startswith("v1,")]
     if not given:
         raise SignatureError("webhook-signature has no v1 signature")
-    expected = [
-        sign_standard_webhook(secret=key, msg_id=msg_id, timestamp=timestamp, body=body).removeprefix("v1,").encode()
-        for key in keys
-    ]
+    expected = []
+    for key in keys:
+        try:
+            mac = sign_standard_webhook(secret=key, msg_id=msg_id, timestamp=timestamp, body=body)
+        except SignatureError:
+            continue  # one malformed secret during a rotation must not lock out the valid one
+        expected.append(mac.removeprefix("v1,").encode())
+    if not expected:
+        raise SignatureError("the configured signing secrets are not base64 (whsec_...)")
     if not _matches_any(expected, given):
         raise SignatureError("webhook-signature does not match the request")

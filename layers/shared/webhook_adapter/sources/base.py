@@ -85,8 +85,12 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+def _reject_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+
+
 def parse_json(body: bytes) -> Any:
-    """Decode a JSON body (UTF-8), refusing invalid text and absurd nesting.
+    """Decode a JSON body (UTF-8), refusing invalid text, ``NaN``/``Infinity`` and absurd nesting.
 
     Raises:
         InvalidPayload: the body is empty, not UTF-8, not JSON, or nested too deeply.
@@ -94,7 +98,7 @@ def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise InvalidPayload("request body is empty")
     try:
-        value = json.loads(body.decode("utf-8"))
+        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
         raise InvalidPayload("request body is not valid UTF-8") from exc
     except (json.JSONDecodeError, RecursionError) as exc:

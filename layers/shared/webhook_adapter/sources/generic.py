@@ -8,8 +8,9 @@ Where each field sits in the body is configuration: a dotted path per contact fi
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -27,6 +28,9 @@ _MAX_ID_LENGTH = 256
 _MAX_VALUE_LENGTH = 1024
 _EPOCH_SECONDS_LIMIT = 10**11
 """Numbers below this are epoch seconds, above it epoch milliseconds (10**11 s is the year 5138)."""
+_EPOCH_MS_LIMIT = 10**14
+"""No change time is later than this many milliseconds (the year 5138 again)."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 DEFAULT_FIELD_MAP: dict[ContactField, str] = {
     ContactField.CUSTOMER_ID: "sphereCustomerId",
@@ -73,17 +77,19 @@ def _lookup(payload: dict[str, Any], path: str) -> Any:
 
 
 def _epoch_ms(value: Any, where: str) -> int:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        return int(value * 1000) if value < _EPOCH_SECONDS_LIMIT else int(value)
+    problem = f"{where} must be epoch seconds or milliseconds, or an ISO 8601 time with a zone, after 1970"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value) or not 0 <= value < _EPOCH_MS_LIMIT:
+            raise InvalidPayload(problem)
+        return round(value * 1000) if value < _EPOCH_SECONDS_LIMIT else round(value)
     if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            pass
-        else:
-            if moment.tzinfo is not None:
-                return int(moment.timestamp() * 1000)
-    raise InvalidPayload(f"{where} must be epoch seconds or milliseconds, or an ISO 8601 time with a zone")
+            moment = None
+        if moment is not None and moment.tzinfo is not None and moment >= _EPOCH:
+            return (moment - _EPOCH) // timedelta(milliseconds=1)
+    raise InvalidPayload(problem)
 
 
 class GenericSource:
