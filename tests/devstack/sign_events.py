@@ -1,0 +1,135 @@
+"""Write ``events/``: a ready event for every entry point, signed now (``make events``).
+
+``sam local invoke ReceiveFunction -e events/receive-hubspot.json`` needs a signature whose
+timestamp is within 5 minutes, so the files are written afresh by this tool rather than kept
+signed forever. Secrets come from ``HUBSPOT_CLIENT_SECRET`` and ``GENERIC_WEBHOOK_SECRET`` (the
+local defaults otherwise); the URL HubSpot signs from ``PUBLIC_BASE_URL`` (``make run``'s address).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from devstack.crm import generic_request, hubspot_event, hubspot_request
+from devstack.lambda_events import http_api_event, sqs_event, sqs_record
+from devstack.resources import LOCAL_SECRETS
+from devstack.sphere_standin import SEED_INDIVIDUAL_ID, SEED_KYC_SUBMITTED_ID
+from webhook_adapter.enqueue import deduplication_id, message_group_id
+from webhook_adapter.model import ContactChange, ContactField, SourceEvent
+
+__all__ = ["EVENTS_DIR", "build_events", "main"]
+
+EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
+LOCAL_BASE_URL = "http://127.0.0.1:3000"
+_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:crm-sphere-webhooks-changes.fifo"
+
+
+def _receive_event(source: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    event = http_api_event(
+        "POST",
+        f"/webhooks/{source}",
+        headers={**headers, "host": "127.0.0.1:3000"},
+        body=body,
+        path_parameters={"source": source},
+        route_key="POST /webhooks/{source}",
+    )
+    # Readable in the console: the body as text (API Gateway sends JSON bodies so too).
+    event["body"], event["isBase64Encoded"] = body.decode(), False
+    return event
+
+
+def build_events(*, now_ms: int, secrets: Mapping[str, str], public_base_url: str) -> dict[str, dict[str, Any]]:
+    """Every ready event by file name, signed at ``now_ms``."""
+    contact = 1001
+    batch = [
+        hubspot_event(
+            contact, "sphere_customer_id", SEED_INDIVIDUAL_ID, occurred_at=now_ms - 4000, event_id=3816279001
+        ),
+        hubspot_event(contact, "email", "ada.lovelace@example.com", occurred_at=now_ms - 3000, event_id=3816279002),
+        hubspot_event(contact, "mobilephone", "+1 312 555 0142", occurred_at=now_ms - 3000, event_id=3816279003),
+        hubspot_event(contact, "address", "233 S Wacker Dr", occurred_at=now_ms - 2000, event_id=3816279004),
+        hubspot_event(contact, "city", "Chicago", occurred_at=now_ms - 2000, event_id=3816279005),
+        hubspot_event(contact, "state", "IL", occurred_at=now_ms - 2000, event_id=3816279006),
+        hubspot_event(contact, "zip", "60606", occurred_at=now_ms - 2000, event_id=3816279007),
+        hubspot_event(contact, "country", "US", occurred_at=now_ms - 2000, event_id=3816279008),
+    ]
+    headers, body = hubspot_request(
+        batch, secret=secrets["HubSpotSecretArn"], url=f"{public_base_url}/webhooks/hubspot", timestamp_ms=now_ms
+    )
+    hubspot = _receive_event("hubspot", headers, body)
+
+    payload = {
+        "id": "crm-contact-42",
+        "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_ms / 1000)),
+        "sphereCustomerId": SEED_KYC_SUBMITTED_ID,
+        "email": "grace.hopper@example.org",
+        "phone": "+1 212 555 0199",
+        "address": {"line1": "1 Main St", "city": "New York", "state": "NY", "postalCode": "10001", "country": "USA"},
+    }
+    headers, body = generic_request(
+        payload, secret=secrets["GenericSecretArn"], msg_id="msg_2Lh9p8n4Xb0yQ7", timestamp=now_ms // 1000
+    )
+    generic = _receive_event("generic", headers, body)
+
+    change = ContactChange(
+        source="generic",
+        contact_id="crm-contact-43",
+        received_at=now_ms,
+        events=(
+            SourceEvent(
+                key="msg_sqs_ready_event_1",
+                event_id="msg_sqs_ready_event_1",
+                contact_id="crm-contact-43",
+                occurred_at=now_ms - 1000,
+                kind="contact",
+                changes={
+                    ContactField.CUSTOMER_ID: SEED_INDIVIDUAL_ID,
+                    ContactField.EMAIL: "katherine.johnson@example.com",
+                },
+            ),
+        ),
+    )
+    record = sqs_record(
+        change.model_dump_json(),
+        queue_arn=_QUEUE_ARN,
+        group_id=message_group_id(change),
+        dedup_id=deduplication_id(change),
+        message_id="059f36b4-87a3-44ab-83d2-661975830a7d",
+        receipt_handle="AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+    )
+    return {
+        "receive-hubspot.json": hubspot,
+        "receive-generic.json": generic,
+        "deliver-sqs.json": sqs_event([record]),
+    }
+
+
+def main() -> None:
+    """Write the events, signed now."""
+    secrets = {
+        **LOCAL_SECRETS,
+        **{
+            parameter: value
+            for parameter, variable in (
+                ("HubSpotSecretArn", "HUBSPOT_CLIENT_SECRET"),
+                ("GenericSecretArn", "GENERIC_WEBHOOK_SECRET"),
+            )
+            if (value := os.environ.get(variable))
+        },
+    }
+    base_url = os.environ.get("PUBLIC_BASE_URL", LOCAL_BASE_URL).rstrip("/")
+    events = build_events(now_ms=int(time.time() * 1000), secrets=secrets, public_base_url=base_url)
+    EVENTS_DIR.mkdir(exist_ok=True)
+    for name, event in events.items():
+        (EVENTS_DIR / name).write_text(json.dumps(event, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote events/{name}")
+    print("Signatures are valid for 5 minutes: sam local invoke -e events/<file> now.")
+
+
+if __name__ == "__main__":
+    main()
