@@ -47,8 +47,11 @@ DEFAULT_FIELD_MAP: dict[ContactField, str] = {
 """Contact field to dotted path in the body; override with ``GENERIC_FIELD_MAP`` (JSON)."""
 
 
-def _json_object(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+def _field_map(value: Any) -> Any:
+    """``*_FIELD_MAP`` is JSON; left empty (the template's default) it means the default mapping."""
+    if isinstance(value, str):
+        return json.loads(value) if value.strip() else dict(DEFAULT_FIELD_MAP)
+    return value
 
 
 class GenericConfig(BaseModel):
@@ -59,7 +62,7 @@ class GenericConfig(BaseModel):
     secret_id: Annotated[str, Field(min_length=1)]
     contact_id_path: Annotated[str, Field(min_length=1)] = "id"
     occurred_at_path: Annotated[str, Field(min_length=1)] = "updatedAt"
-    field_map: Annotated[dict[ContactField, str], BeforeValidator(_json_object)] = Field(
+    field_map: Annotated[dict[ContactField, str], BeforeValidator(_field_map)] = Field(
         default_factory=lambda: dict(DEFAULT_FIELD_MAP)
     )
 

@@ -46,8 +46,11 @@ DEFAULT_FIELD_MAP: dict[str, ContactField] = {
 """HubSpot contact property (internal name) to contact field; override with ``HUBSPOT_FIELD_MAP`` (JSON)."""
 
 
-def _json_object(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+def _field_map(value: Any) -> Any:
+    """``*_FIELD_MAP`` is JSON; left empty (the template's default) it means the default mapping."""
+    if isinstance(value, str):
+        return json.loads(value) if value.strip() else dict(DEFAULT_FIELD_MAP)
+    return value
 
 
 class HubSpotConfig(BaseModel):
@@ -59,7 +62,7 @@ class HubSpotConfig(BaseModel):
     legacy_signatures: bool = False
     """Also accept v1/v2 signatures (no timestamp, so no replay protection)."""
     customer_id_property: Annotated[str, Field(min_length=1)] = "sphere_customer_id"
-    field_map: Annotated[dict[str, ContactField], BeforeValidator(_json_object)] = Field(
+    field_map: Annotated[dict[str, ContactField], BeforeValidator(_field_map)] = Field(
         default_factory=lambda: dict(DEFAULT_FIELD_MAP)
     )
 
