@@ -80,11 +80,13 @@ def event_outcome(
     sent: dict[str, Any],
     result: SphereResult | None,
     refused: bool,
+    skipped: frozenset[Group] = frozenset(),
 ) -> Outcome:
     """One event's outcome, from what it won in the merge, the plan, and what Sphere answered.
 
     Pure: ``sent`` is the body that was sent (empty if none), ``result`` Sphere's answer to it and
-    ``refused`` whether that answer was a permanent refusal.
+    ``refused`` whether that answer was a permanent refusal; ``skipped`` the request fields left
+    out because Sphere refused the same value before.
     """
     won = merged.won[event.key]
     base = {"customer_id": plan.customer_id}
@@ -102,24 +104,52 @@ def event_outcome(
     groups = _request_fields(event, won)
     if ContactField.CUSTOMER_ID in won:
         groups |= {Group(name) for name in sent}
-    candidates: list[Outcome] = []
-    for group in groups:
-        problem = plan.problems.get(group)
-        if problem is not None:
-            status = Status.REJECTED if problem.invalid else Status.INCOMPLETE
-            candidates.append(Outcome(status=status, reason=problem.reason, missing=list(problem.missing), **base))
-        elif str(group) in sent:
-            masked = mask_request(sent)
-            if refused:
-                reason = f"Sphere refused the update: {result.code or result.http_status}" if result else None
-                candidates.append(Outcome(status=Status.REJECTED, reason=reason, request=masked, sphere=result, **base))
-            else:
-                candidates.append(Outcome(status=Status.DELIVERED, request=masked, sphere=result, **base))
-        else:
-            candidates.append(Outcome(status=Status.UNCHANGED, reason="Sphere already has these values", **base))
+    candidates = [
+        _group_outcome(group, plan, sent=sent, result=result, refused=refused, skipped=skipped) for group in groups
+    ]
     if not candidates:
         return Outcome(status=Status.UNCHANGED, reason="nothing to send to Sphere", **base)
     return min(candidates, key=lambda outcome: _STATUS_PRECEDENCE.index(outcome.status))
+
+
+def _group_outcome(
+    group: Group,
+    plan: Plan,
+    *,
+    sent: dict[str, Any],
+    result: SphereResult | None,
+    refused: bool,
+    skipped: frozenset[Group],
+) -> Outcome:
+    """What became of one request field an event feeds."""
+    base = {"customer_id": plan.customer_id}
+    problem = plan.problems.get(group)
+    if problem is not None:
+        status = Status.REJECTED if problem.invalid else Status.INCOMPLETE
+        return Outcome(status=status, reason=problem.reason, missing=list(problem.missing), **base)
+    if group in skipped:
+        reason = f"Sphere refused this {group} before; it is sent again once it changes in the CRM"
+        return Outcome(status=Status.REJECTED, reason=reason, **base)
+    if str(group) not in sent:
+        return Outcome(status=Status.UNCHANGED, reason="Sphere already has these values", **base)
+    masked = mask_request(sent)
+    if refused:
+        answer = (result.code or result.http_status) if result else "no detail"
+        reason = f"Sphere refused the update: {answer}"
+        return Outcome(status=Status.REJECTED, reason=reason, request=masked, sphere=result, **base)
+    return Outcome(status=Status.DELIVERED, request=masked, sphere=result, **base)
+
+
+def _remember(snapshot: dict[str, Any], customer_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``snapshot`` (for ``customer_id``; another customer's is dropped) updated with ``values``."""
+    base = snapshot if snapshot.get("customerId") == customer_id else {}
+    return {**base, **values, "customerId": customer_id}
+
+
+def _refused_fields(body: dict[str, Any], result: SphereResult) -> dict[str, Any]:
+    """The part of the body a refusal is about: the field its code names (``address/invalid``), else all of it."""
+    area = (result.code or "").split("/", 1)[0]
+    return {area: body[area]} if area in body else dict(body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,25 +195,31 @@ class Delivery:
             default_region=self.settings.default_phone_region,
             countries_requiring_state=self.settings.countries_requiring_state,
         )
-        body = plan.changes_since(state.applied) if plan.customer_id else {}
-        result, refused, applied = None, False, dict(state.applied)
+        body = plan.changes_since(state.applied, state.refused) if plan.customer_id else {}
+        skipped = plan.refused_before(state.refused) if plan.customer_id else frozenset()
+        result, refused, applied, refusals = None, False, dict(state.applied), dict(state.refused)
         if plan.customer_id and body:
             try:
                 result = self.sphere.update_customer(plan.customer_id, body)
             except SphereRefused as exc:
                 result, refused = exc.result, True
+                refusals = _remember(refusals, plan.customer_id, _refused_fields(body, exc.result))
             except SphereUnavailable as exc:
                 self._record_retry(change, pending, plan, exc, attempt=attempt)
                 raise RetryLater(exc.reason, self._delay(attempt, exc.retry_after)) from exc
             else:
-                base = applied if applied.get("customerId") == plan.customer_id else {}
-                applied = {**base, **body, "customerId": plan.customer_id}
+                applied = _remember(applied, plan.customer_id, body)
+                refusals = {name: value for name, value in refusals.items() if name not in body}
         now = self.now_ms()
         self.store.save_contact(
-            change.source, change.contact_id, ContactState(merged.fields, applied, state.version), now_ms=now
+            change.source,
+            change.contact_id,
+            ContactState(merged.fields, applied, state.version, refusals),
+            now_ms=now,
         )
         outcomes = [
-            (event, event_outcome(event, merged, plan, sent=body, result=result, refused=refused)) for event in pending
+            (event, event_outcome(event, merged, plan, sent=body, result=result, refused=refused, skipped=skipped))
+            for event in pending
         ]
         for event, outcome in outcomes:
             self.store.record_outcome(change, event, outcome, attempts=attempt, now_ms=now)

@@ -31,12 +31,14 @@ class FieldState:
 
 @dataclass(frozen=True, slots=True)
 class ContactState:
-    """What is known of a contact: its fields, what was last applied to Sphere, and a version."""
+    """What is known of a contact: its fields, what Sphere accepted and refused, and a version."""
 
     fields: Mapping[ContactField, FieldState] = field(default_factory=dict)
     applied: Mapping[str, Any] = field(default_factory=dict)
     """The last values Sphere accepted, by request field, with the ``customerId`` they were sent to."""
     version: int = 0
+    refused: Mapping[str, Any] = field(default_factory=dict)
+    """Values Sphere refused for good (4xx), in the same shape: not sent again until they change."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,8 +54,8 @@ class Status(StrEnum):
     """A request answered 4xx at receive (bad signature, bad payload): recorded without its body."""
 
 
-TERMINAL_STATUSES = frozenset(Status) - {Status.QUEUED, Status.RETRYING}
-"""Statuses after which a redelivered message leaves the event alone."""
+TERMINAL_STATUSES = frozenset(Status) - {Status.QUEUED, Status.RETRYING, Status.DEAD_LETTERED}
+"""Statuses after which a redelivered message leaves the event alone (a dead-lettered one is redriven)."""
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 

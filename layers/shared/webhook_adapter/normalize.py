@@ -158,11 +158,26 @@ class Plan:
     invalid_fields: dict[ContactField, str] = field(default_factory=dict)
     customer_id_problem: str | None = None
 
-    def changes_since(self, applied: Mapping[str, Any]) -> dict[str, Any]:
-        """The request body: desired values that differ from what Sphere last accepted for this customer."""
-        if applied.get("customerId") != self.customer_id:
-            applied = {}
-        return {str(group): value for group, value in self.desired.items() if applied.get(str(group)) != value}
+    def _snapshot(self, snapshot: Mapping[str, Any]) -> Mapping[str, Any]:
+        return snapshot if snapshot.get("customerId") == self.customer_id else {}
+
+    def changes_since(self, applied: Mapping[str, Any], refused: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The request body: desired values that differ from what Sphere last accepted for this customer.
+
+        A value Sphere refused for good is left out until it changes in the CRM, so it neither
+        repeats the refusal nor drags the contact's other changes into it.
+        """
+        accepted, refusals = self._snapshot(applied), self._snapshot(refused or {})
+        return {
+            str(group): value
+            for group, value in self.desired.items()
+            if accepted.get(str(group)) != value and refusals.get(str(group)) != value
+        }
+
+    def refused_before(self, refused: Mapping[str, Any]) -> frozenset[Group]:
+        """Request fields whose value Sphere already refused for this customer (left out of the body)."""
+        refusals = self._snapshot(refused)
+        return frozenset(group for group, value in self.desired.items() if refusals.get(str(group)) == value)
 
 
 def _value(fields: Mapping[ContactField, FieldState], name: ContactField) -> str | None:

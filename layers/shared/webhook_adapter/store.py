@@ -369,7 +369,12 @@ class EventStore:
             ContactField(name): FieldState(value=raw.get("v"), occurred_at=int(raw["t"]), event_key=str(raw["k"]))
             for name, raw in item.get("fields", {}).items()
         }
-        return ContactState(fields=fields, applied=dict(item.get("applied") or {}), version=int(item["version"]))
+        return ContactState(
+            fields=fields,
+            applied=dict(item.get("applied") or {}),
+            version=int(item["version"]),
+            refused=dict(item.get("refused") or {}),
+        )
 
     def save_contact(self, source: str, contact_id: str, state: ContactState, *, now_ms: int) -> None:
         """Write the contact's state if nobody changed it since it was read (optimistic version check).
@@ -388,6 +393,7 @@ class EventStore:
                 for name, field in state.fields.items()
             },
             "applied": state.applied,
+            "refused": state.refused,
             "version": state.version + 1,
             "updated_at": _iso(now_ms),
         }
