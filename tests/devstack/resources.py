@@ -9,14 +9,16 @@ environment variables the way CloudFormation would, against these local resource
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from devstack.cfn_yaml import load_template
+from devstack.cfn_yaml import load_template as parse_template_file
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -30,6 +32,7 @@ __all__ = [
     "Resolver",
     "create_resources",
     "function_environment",
+    "load_template",
 ]
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
@@ -45,6 +48,18 @@ LOCAL_SECRETS = {
 """Default values of the secrets the template takes as ARN parameters (override per run)."""
 
 _NO_VALUE = object()
+
+
+@cache
+def _parsed(path: Path) -> dict[str, Any]:
+    return parse_template_file(path)
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    """The template as plain data (parsed once per process; each caller gets its own copy)."""
+    return copy.deepcopy(_parsed(Path(path).resolve()))
+
+
 _QUEUE_ATTRIBUTES = (
     "FifoQueue",
     "ContentBasedDeduplication",

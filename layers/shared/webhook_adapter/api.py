@@ -101,7 +101,9 @@ def _record_refusal(
     receiver: Receiver, event: APIGatewayProxyEventV2, source: str, exc: AdapterError, body: bytes, received_at: float
 ) -> None:
     logger.warning("webhook refused", source=source[:64], status=exc.status_code, code=exc.code, error=exc.message)
-    count("RequestsRefused", 1, source=source, code=exc.code)
+    # The path segment is unauthenticated: only known sources become a metric dimension (bounded cost).
+    known = source if source in receiver.settings.source_names else "unknown"
+    count("RequestsRefused", 1, source=known, code=exc.code)
     try:
         receiver.store.record_refused(
             request_id=event.request_context.request_id or f"local-{received_at}",

@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "MAX_EPOCH_MS",
     "TERMINAL_STATUSES",
     "ContactChange",
     "ContactField",
@@ -59,6 +60,9 @@ TERMINAL_STATUSES = frozenset(Status) - {Status.QUEUED, Status.RETRYING, Status.
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
+MAX_EPOCH_MS = 10**14
+"""No CRM change time is later than this (epoch milliseconds: the year 5138); sources refuse later ones."""
+
 type FieldValue = str | None
 """A field's new value; ``None`` means the CRM cleared it."""
 
@@ -76,7 +80,7 @@ class SourceEvent(BaseModel):
     """Dedup key, unique per source: the CRM's event identity (HubSpot's is more than its eventId)."""
     event_id: Annotated[str, Field(min_length=1, max_length=256)]
     contact_id: Annotated[str, Field(min_length=1, max_length=256)]
-    occurred_at: Annotated[int, Field(ge=0)]
+    occurred_at: Annotated[int, Field(ge=0, lt=MAX_EPOCH_MS)]
     """When the change happened in the CRM, epoch milliseconds: the order of changes per field."""
     kind: Annotated[str, Field(max_length=128)]
     changes: dict[ContactField, FieldValue] = Field(default_factory=dict)

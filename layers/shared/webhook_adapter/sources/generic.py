@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from webhook_adapter.errors import InvalidPayload
-from webhook_adapter.model import ContactField, FieldValue, SourceEvent, Status
+from webhook_adapter.model import MAX_EPOCH_MS, ContactField, FieldValue, SourceEvent, Status
 from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_standard_webhook
 from webhook_adapter.sources.base import JSON_MEDIA_TYPE, WebhookRequest, parse_json, require_media_type
@@ -28,8 +28,6 @@ _MAX_ID_LENGTH = 256
 _MAX_VALUE_LENGTH = 1024
 _EPOCH_SECONDS_LIMIT = 10**11
 """Numbers below this are epoch seconds, above it epoch milliseconds (10**11 s is the year 5138)."""
-_EPOCH_MS_LIMIT = 10**14
-"""No change time is later than this many milliseconds (the year 5138 again)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 DEFAULT_FIELD_MAP: dict[ContactField, str] = {
@@ -82,7 +80,7 @@ def _lookup(payload: dict[str, Any], path: str) -> Any:
 def _epoch_ms(value: Any, where: str) -> int:
     problem = f"{where} must be epoch seconds or milliseconds, or an ISO 8601 time with a zone, after 1970"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value) or not 0 <= value < _EPOCH_MS_LIMIT:
+        if not math.isfinite(value) or not 0 <= value < MAX_EPOCH_MS:
             raise InvalidPayload(problem)
         return round(value * 1000) if value < _EPOCH_SECONDS_LIMIT else round(value)
     if isinstance(value, str):
@@ -91,7 +89,9 @@ def _epoch_ms(value: Any, where: str) -> int:
         except ValueError:
             moment = None
         if moment is not None and moment.tzinfo is not None and moment >= _EPOCH:
-            return (moment - _EPOCH) // timedelta(milliseconds=1)
+            epoch_ms = (moment - _EPOCH) // timedelta(milliseconds=1)
+            if epoch_ms < MAX_EPOCH_MS:
+                return epoch_ms
     raise InvalidPayload(problem)
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from webhook_adapter.errors import InvalidPayload, SignatureError
-from webhook_adapter.model import ContactField, SourceEvent, Status
+from webhook_adapter.model import MAX_EPOCH_MS, ContactField, SourceEvent, Status
 from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_hubspot_legacy, verify_hubspot_v3
 from webhook_adapter.sources.base import (
@@ -82,7 +82,7 @@ class HubSpotEvent(BaseModel):
     event_id: Annotated[_Id, Field(alias="eventId")]
     portal_id: Annotated[_Id, Field(alias="portalId")]
     object_id: Annotated[_Id, Field(alias="objectId")]
-    occurred_at: Annotated[int, Field(alias="occurredAt", ge=0, strict=True)]
+    occurred_at: Annotated[int, Field(alias="occurredAt", ge=0, lt=MAX_EPOCH_MS, strict=True)]
     subscription_type: Annotated[str | None, Field(alias="subscriptionType", max_length=128)] = None
     event_type: Annotated[str | None, Field(alias="eventType", max_length=128)] = None
     object_type_id: Annotated[str | None, Field(alias="objectTypeId", max_length=32)] = None
@@ -178,7 +178,8 @@ class HubSpotSource:
         try:
             events = _BATCH.validate_python(payload)
         except ValidationError as exc:
-            raise InvalidPayload(f"invalid HubSpot event: {describe_validation_error(exc)}") from exc
+            # ``from None``: pydantic's error holds the payload's values (PII); the message keeps what matters.
+            raise InvalidPayload(f"invalid HubSpot event: {describe_validation_error(exc)}") from None
         return [self._to_event(event) for event in events]
 
     def _to_event(self, event: HubSpotEvent) -> SourceEvent:
