@@ -37,6 +37,13 @@ def not_found(_: Exception) -> Response[str]:
     return _json(404, error_body("not_found", "no such route; webhooks are POSTed to /webhooks/{source}"))
 
 
+@app.exception_handler(Exception)  # type: ignore[untyped-decorator]  # Powertools leaves it untyped
+def unexpected(_: Exception) -> Response[str]:
+    """A fault of ours, not of the request: a JSON 500 (the CRM retries), the traceback in the log only."""
+    logger.exception("receive failed unexpectedly")
+    return _json(500, error_body("internal_error", "the webhook could not be processed; retry later"))
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)

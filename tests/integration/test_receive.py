@@ -1079,3 +1079,22 @@ print("http clients loaded:", sorted(name for name in sys.modules if name.split(
     # Then httpx was never loaded
     assert result.returncode == 0, result.stderr
     assert "http clients loaded: []" in result.stdout.splitlines(), result.stdout
+
+
+def test_an_unexpected_fault_is_a_json_500_that_names_no_detail(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a fault nobody foresaw inside the receive step (its message carries a planted value)
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError(PLANTED)
+
+    monkeypatch.setattr("webhook_adapter.receive.Receiver.receive", broken)
+
+    # When a valid batch arrives
+    answer = pipeline.post_hubspot([hubspot_event(9, "email", "a@example.com", occurred_at=now_ms())])
+
+    # Then the CRM gets a JSON 500, so it retries, and the answer repeats nothing of the fault
+    assert answer.status == 500
+    assert answer.body == {
+        "error": {"code": "internal_error", "message": "the webhook could not be processed; retry later"}
+    }
