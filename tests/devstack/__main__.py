@@ -12,20 +12,14 @@ import os
 import threading
 
 from devstack.demo import OutcomePrinter, run_demo
+from devstack.resources import secrets_from_environment
 from devstack.stack import LocalStack, StackOptions
 
 
 def main() -> None:
     """Run until interrupted."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    secrets = {
-        parameter: value
-        for parameter, variable in (
-            ("HubSpotSecretArn", "HUBSPOT_CLIENT_SECRET"),
-            ("GenericSecretArn", "GENERIC_WEBHOOK_SECRET"),
-        )
-        if (value := os.environ.get(variable))
-    }
+    secrets = secrets_from_environment()
     real_sphere = os.environ.get("SPHERE_API_URL") and os.environ.get("SPHERE_API_TOKEN")
     printer = OutcomePrinter()
     options = StackOptions(

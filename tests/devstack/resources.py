@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ __all__ = [
     "create_resources",
     "function_environment",
     "load_template",
+    "secrets_from_environment",
 ]
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
@@ -47,7 +49,15 @@ LOCAL_SECRETS = {
 }
 """Default values of the secrets the template takes as ARN parameters (override per run)."""
 
+SECRET_VARIABLES = {"HubSpotSecretArn": "HUBSPOT_CLIENT_SECRET", "GenericSecretArn": "GENERIC_WEBHOOK_SECRET"}
+"""The environment variables that override the local signing secrets (``make run``, ``make events``)."""
+
 _NO_VALUE = object()
+
+
+def secrets_from_environment() -> dict[str, str]:
+    """The local signing secrets set in the environment, by template parameter."""
+    return {parameter: value for parameter, name in SECRET_VARIABLES.items() if (value := os.environ.get(name))}
 
 
 @cache

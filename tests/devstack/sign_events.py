@@ -17,7 +17,7 @@ from typing import Any
 
 from devstack.crm import generic_request, hubspot_event, hubspot_request
 from devstack.lambda_events import http_api_event, sqs_event, sqs_record
-from devstack.resources import LOCAL_SECRETS
+from devstack.resources import LOCAL_SECRETS, secrets_from_environment
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID, SEED_KYC_SUBMITTED_ID
 from webhook_adapter.enqueue import deduplication_id, message_group_id
 from webhook_adapter.model import ContactChange, ContactField, SourceEvent
@@ -111,17 +111,7 @@ def build_events(*, now_ms: int, secrets: Mapping[str, str], public_base_url: st
 
 def main() -> None:
     """Write the events, signed now."""
-    secrets = {
-        **LOCAL_SECRETS,
-        **{
-            parameter: value
-            for parameter, variable in (
-                ("HubSpotSecretArn", "HUBSPOT_CLIENT_SECRET"),
-                ("GenericSecretArn", "GENERIC_WEBHOOK_SECRET"),
-            )
-            if (value := os.environ.get(variable))
-        },
-    }
+    secrets = {**LOCAL_SECRETS, **secrets_from_environment()}
     base_url = os.environ.get("PUBLIC_BASE_URL", LOCAL_BASE_URL).rstrip("/")
     events = build_events(now_ms=int(time.time() * 1000), secrets=secrets, public_base_url=base_url)
     EVENTS_DIR.mkdir(exist_ok=True)

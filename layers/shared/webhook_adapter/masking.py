@@ -7,6 +7,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_masking import DataMasking
 
+from webhook_adapter.dotted import MISSING, lookup
+
 __all__ = ["MASKED_PATHS", "mask_request"]
 
 MASKED_PATHS = ("email", "phone", "address.line1", "address.line2", "address.postalCode")
@@ -20,17 +22,8 @@ def _masker() -> DataMasking:
 
 def mask_request(body: dict[str, Any]) -> dict[str, Any]:
     """A copy of a Sphere request body with the personal fields erased (city, state, country stay)."""
-    present = [path for path in MASKED_PATHS if _has(body, path)]
+    present = [path for path in MASKED_PATHS if lookup(body, path) is not MISSING]
     if not present:
         return dict(body)
     masked: dict[str, Any] = _masker().erase(body, fields=present)
     return masked
-
-
-def _has(body: dict[str, Any], path: str) -> bool:
-    node: Any = body
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True

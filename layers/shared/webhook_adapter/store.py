@@ -290,14 +290,15 @@ class EventStore:
         Raises:
             StorageUnavailable: the read failed.
         """
+        return self._get_item(event_pk(source, key), "EVENT")
+
+    def _get_item(self, pk: str, sk: str) -> dict[str, Any] | None:
         try:
             answer = self.client.get_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": event_pk(source, key)}, "sk": {"S": "EVENT"}},
-                ConsistentRead=True,
+                TableName=self.table_name, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
             )
         except (BotoCoreError, ClientError) as exc:
-            raise StorageUnavailable("could not read the event from DynamoDB") from exc
+            raise StorageUnavailable("could not read from DynamoDB") from exc
         return _load(answer["Item"]) if "Item" in answer else None
 
     def contact_history(self, source: str, contact_id: str) -> list[dict[str, Any]]:
@@ -354,17 +355,9 @@ class EventStore:
         Raises:
             StorageUnavailable: the read failed.
         """
-        try:
-            answer = self.client.get_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": contact_pk(source, contact_id)}, "sk": {"S": "STATE"}},
-                ConsistentRead=True,
-            )
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageUnavailable("could not read the contact state from DynamoDB") from exc
-        if "Item" not in answer:
+        item = self._get_item(contact_pk(source, contact_id), "STATE")
+        if item is None:
             return ContactState()
-        item = _load(answer["Item"])
         fields = {
             ContactField(name): FieldState(value=raw.get("v"), occurred_at=int(raw["t"]), event_key=str(raw["k"]))
             for name, raw in item.get("fields", {}).items()

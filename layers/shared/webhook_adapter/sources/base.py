@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -17,6 +17,7 @@ __all__ = [
     "Source",
     "WebhookRequest",
     "describe_validation_error",
+    "field_map_or",
     "parse_json",
     "require_media_type",
 ]
@@ -70,6 +71,17 @@ def require_media_type(request: WebhookRequest, expected: str) -> None:
     if given != expected:
         shown = given[:64] or "none"
         raise UnsupportedMediaType(f"content type must be {expected}, got {shown}")
+
+
+def field_map_or[T](default: Mapping[Any, T]) -> Callable[[Any], Any]:
+    """A validator for a ``*_FIELD_MAP`` setting: JSON text, where empty (the template's default) means ``default``."""
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else dict(default)
+        return value
+
+    return parse
 
 
 def _depth(value: Any) -> int:

@@ -7,7 +7,6 @@ Where each field sits in the body is configuration: a dotted path per contact fi
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -15,11 +14,18 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from webhook_adapter.dotted import MISSING, lookup
 from webhook_adapter.errors import InvalidPayload
 from webhook_adapter.model import MAX_EPOCH_MS, ContactField, FieldValue, SourceEvent, Status
 from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_standard_webhook
-from webhook_adapter.sources.base import JSON_MEDIA_TYPE, WebhookRequest, parse_json, require_media_type
+from webhook_adapter.sources.base import (
+    JSON_MEDIA_TYPE,
+    WebhookRequest,
+    field_map_or,
+    parse_json,
+    require_media_type,
+)
 
 __all__ = ["DEFAULT_FIELD_MAP", "GenericConfig", "GenericSource", "build"]
 
@@ -45,13 +51,6 @@ DEFAULT_FIELD_MAP: dict[ContactField, str] = {
 """Contact field to dotted path in the body; override with ``GENERIC_FIELD_MAP`` (JSON)."""
 
 
-def _field_map(value: Any) -> Any:
-    """``*_FIELD_MAP`` is JSON; left empty (the template's default) it means the default mapping."""
-    if isinstance(value, str):
-        return json.loads(value) if value.strip() else dict(DEFAULT_FIELD_MAP)
-    return value
-
-
 class GenericConfig(BaseModel):
     """``GENERIC_*`` settings."""
 
@@ -60,21 +59,9 @@ class GenericConfig(BaseModel):
     secret_id: Annotated[str, Field(min_length=1)]
     contact_id_path: Annotated[str, Field(min_length=1)] = "id"
     occurred_at_path: Annotated[str, Field(min_length=1)] = "updatedAt"
-    field_map: Annotated[dict[ContactField, str], BeforeValidator(_field_map)] = Field(
+    field_map: Annotated[dict[ContactField, str], BeforeValidator(field_map_or(DEFAULT_FIELD_MAP))] = Field(
         default_factory=lambda: dict(DEFAULT_FIELD_MAP)
     )
-
-
-_MISSING = object()
-
-
-def _lookup(payload: dict[str, Any], path: str) -> Any:
-    node: Any = payload
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
 
 
 def _epoch_ms(value: Any, where: str) -> int:
@@ -139,15 +126,15 @@ class GenericSource:
         event_id = (request.header("webhook-id") or "").strip()
         if not event_id or len(event_id) > _MAX_ID_LENGTH:
             raise InvalidPayload(f"webhook-id must be 1 to {_MAX_ID_LENGTH} characters")
-        contact_id = _lookup(payload, self.config.contact_id_path)
+        contact_id = lookup(payload, self.config.contact_id_path)
         if isinstance(contact_id, int) and not isinstance(contact_id, bool):
             contact_id = str(contact_id)
         if not isinstance(contact_id, str) or not contact_id.strip() or len(contact_id) > _MAX_ID_LENGTH:
             raise InvalidPayload(f"{self.config.contact_id_path} must be the contact's id (text or a number)")
-        occurred = _lookup(payload, self.config.occurred_at_path)
+        occurred = lookup(payload, self.config.occurred_at_path)
         occurred_at = (
             int(request.header("webhook-timestamp") or 0) * 1000
-            if occurred is _MISSING or occurred is None
+            if occurred is MISSING or occurred is None
             else _epoch_ms(occurred, self.config.occurred_at_path)
         )
         changes = self._changes(payload)
@@ -159,8 +146,8 @@ class GenericSource:
     def _changes(self, payload: dict[str, Any]) -> dict[ContactField, FieldValue]:
         changes: dict[ContactField, FieldValue] = {}
         for field, path in self.config.field_map.items():
-            value = _lookup(payload, path)
-            if value is _MISSING:
+            value = lookup(payload, path)
+            if value is MISSING:
                 continue
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = str(value)

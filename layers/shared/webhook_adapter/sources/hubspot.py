@@ -7,7 +7,6 @@ recorded as ``ignored`` — never answered 4xx, because HubSpot retries every 4x
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -21,6 +20,7 @@ from webhook_adapter.sources.base import (
     JSON_MEDIA_TYPE,
     WebhookRequest,
     describe_validation_error,
+    field_map_or,
     parse_json,
     require_media_type,
 )
@@ -46,13 +46,6 @@ DEFAULT_FIELD_MAP: dict[str, ContactField] = {
 """HubSpot contact property (internal name) to contact field; override with ``HUBSPOT_FIELD_MAP`` (JSON)."""
 
 
-def _field_map(value: Any) -> Any:
-    """``*_FIELD_MAP`` is JSON; left empty (the template's default) it means the default mapping."""
-    if isinstance(value, str):
-        return json.loads(value) if value.strip() else dict(DEFAULT_FIELD_MAP)
-    return value
-
-
 class HubSpotConfig(BaseModel):
     """``HUBSPOT_*`` settings."""
 
@@ -62,7 +55,7 @@ class HubSpotConfig(BaseModel):
     legacy_signatures: bool = False
     """Also accept v1/v2 signatures (no timestamp, so no replay protection)."""
     customer_id_property: Annotated[str, Field(min_length=1)] = "sphere_customer_id"
-    field_map: Annotated[dict[str, ContactField], BeforeValidator(_field_map)] = Field(
+    field_map: Annotated[dict[str, ContactField], BeforeValidator(field_map_or(DEFAULT_FIELD_MAP))] = Field(
         default_factory=lambda: dict(DEFAULT_FIELD_MAP)
     )
 
