@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from webhook_adapter.runtime import deliver_record
+from webhook_adapter.consume import deliver_record
 
 logger = Logger()
 tracer = Tracer()

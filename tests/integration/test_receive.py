@@ -27,7 +27,7 @@ from devstack.lambda_events import LambdaContext, http_api_event
 from devstack.pipeline import PUBLIC_BASE_URL, Answer, Pipeline
 from devstack.resources import LOCAL_SECRETS
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
-from webhook_adapter import runtime
+from webhook_adapter import api, runtime
 from webhook_adapter.enqueue import ChangeQueue
 from webhook_adapter.errors import StorageUnavailable
 from webhook_adapter.model import Status
@@ -394,7 +394,7 @@ def test_a_batch_sqs_took_only_in_part_is_queued_whole_on_retry_each_change_once
         hubspot_event(contact, "email", "ada@example.com", occurred_at=now, event_id=contact)
         for contact in range(1, 13)
     ]
-    client = runtime.receiver().queue.client
+    client = api.receiver().queue.client
     original = client.send_message_batch
     calls: list[int] = []
 

@@ -1,5 +1,7 @@
 """HTTP at the rim of the receive step: API Gateway (payload 2.0) in, status and JSON body out.
 
+Also the receive function's wiring (``receiver()``), built once per warm container.
+
 The one place where errors become status codes. Every 4xx is recorded (why, and a digest of the
 body, never the body); no answer repeats a secret, a signature or a payload value.
 """
@@ -16,20 +18,41 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from pydantic import ValidationError
 
+from webhook_adapter import aws
+from webhook_adapter.enqueue import ChangeQueue
 from webhook_adapter.errors import AdapterError, InvalidPayload
 from webhook_adapter.receive import Receiver
-from webhook_adapter.runtime import receiver
+from webhook_adapter.runtime import cached
+from webhook_adapter.secrets import read_secret_values
+from webhook_adapter.settings import receive_settings
 from webhook_adapter.sources import WebhookRequest
 from webhook_adapter.sources.base import describe_validation_error
+from webhook_adapter.store import EventStore
 from webhook_adapter.telemetry import count
 
-__all__ = ["answer_webhook", "error_body", "request_from_event"]
+__all__ = ["answer_webhook", "error_body", "receiver", "request_from_event"]
 
 logger = Logger(child=True)
 
 _CLIENT_ERROR = 400
 _SERVER_ERROR = 500
 _ACCEPTED = 202
+
+
+@cached
+def receiver() -> Receiver:
+    """The receive step of this container.
+
+    Raises:
+        pydantic.ValidationError: the receive settings are missing or invalid.
+    """
+    settings = receive_settings()
+    return Receiver(
+        settings=settings,
+        store=EventStore(aws.dynamodb(), settings.table_name, settings.outcome_ttl_days),
+        queue=ChangeQueue(aws.sqs(), settings.queue_url),
+        secrets=lambda secret_id: read_secret_values(secret_id, max_age=settings.secret_max_age_seconds),
+    )
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:

@@ -5,17 +5,18 @@ Endpoints follow the SDK's own configuration (``AWS_ENDPOINT_URL`` points them a
 
 from __future__ import annotations
 
-from functools import cache
 from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
 
+from webhook_adapter.runtime import cached
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["dynamodb", "reset_clients", "sqs"]
+__all__ = ["dynamodb", "sqs"]
 
 _CONFIG = Config(
     connect_timeout=2,
@@ -25,19 +26,13 @@ _CONFIG = Config(
 """Short timeouts: the receive path must answer HubSpot within 5 s, and a slow call is retried by the SDK."""
 
 
-@cache
+@cached
 def dynamodb() -> DynamoDBClient:
     """The DynamoDB client of this container."""
     return boto3.client("dynamodb", config=_CONFIG)
 
 
-@cache
+@cached
 def sqs() -> SQSClient:
     """The SQS client of this container."""
     return boto3.client("sqs", config=_CONFIG)
-
-
-def reset_clients() -> None:
-    """Forget the cached clients (tests and the local stack, after changing the environment)."""
-    dynamodb.cache_clear()
-    sqs.cache_clear()

@@ -96,7 +96,10 @@ class Receiver:
         except SecretUnavailable as exc:
             raise VerificationUnavailable("the verification secret could not be read; retry later") from exc
         source.verify(request, secrets)
-        events = list({event.key: event for event in reversed(source.parse(request))}.values())[::-1]
+        unique: dict[str, SourceEvent] = {}
+        for event in source.parse(request):
+            unique.setdefault(event.key, event)  # a batch may repeat an event: it counts once
+        events = list(unique.values())
         known = self.store.event_statuses(source.name, [event.key for event in events])
         new = [event for event in events if event.key not in known]
         received_at = int(request.received_at * 1000)

@@ -1,17 +1,18 @@
 """Configuration from the environment: the one module that reads ``os.environ``.
 
 Each function validates its settings once, on first use (never at import time), through a cached
-getter; tests clear the caches with ``reset_settings()``. Per-source settings live on the source's
+getter; tests clear the caches with ``runtime.reset()``. Per-source settings live on the source's
 own model and are read from variables prefixed with the source's name (``HUBSPOT_SECRET_ID``).
 """
 
 from __future__ import annotations
 
 import os
-from functools import cache
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from webhook_adapter.runtime import cached
 
 __all__ = [
     "CommonSettings",
@@ -20,7 +21,6 @@ __all__ = [
     "deliver_settings",
     "load_prefixed",
     "receive_settings",
-    "reset_settings",
 ]
 
 _ENV = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
@@ -76,7 +76,7 @@ class DeliverSettings(CommonSettings):
         return frozenset(code.strip().upper() for code in self.state_required_countries.split(",") if code.strip())
 
 
-@cache
+@cached
 def receive_settings() -> ReceiveSettings:
     """The receive function's settings, validated once per container.
 
@@ -86,7 +86,7 @@ def receive_settings() -> ReceiveSettings:
     return ReceiveSettings.model_validate(os.environ)
 
 
-@cache
+@cached
 def deliver_settings() -> DeliverSettings:
     """The deliver function's settings, validated once per container.
 
@@ -105,9 +105,3 @@ def load_prefixed[M: BaseModel](model: type[M], prefix: str) -> M:
     start = f"{prefix.upper()}_"
     values = {key.removeprefix(start).lower(): value for key, value in os.environ.items() if key.startswith(start)}
     return model.model_validate(values)
-
-
-def reset_settings() -> None:
-    """Forget validated settings (tests, and the local stack when it changes the environment)."""
-    receive_settings.cache_clear()
-    deliver_settings.cache_clear()

@@ -7,9 +7,9 @@ the outcome model and the local stack need no change.
 from __future__ import annotations
 
 import importlib
-from functools import cache
 
 from webhook_adapter.errors import UnknownSource
+from webhook_adapter.runtime import cached
 from webhook_adapter.sources.base import Source, WebhookRequest
 
 __all__ = ["SOURCE_MODULES", "Source", "WebhookRequest", "get_source"]
@@ -21,7 +21,7 @@ SOURCE_MODULES = {
 """Route name (``POST /webhooks/{name}``) to the module whose ``build()`` returns the source."""
 
 
-@cache
+@cached
 def get_source(name: str) -> Source:
     """The configured source for ``name``, built once per container (only its own module is imported).
 
