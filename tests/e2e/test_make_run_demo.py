@@ -1,0 +1,28 @@
+"""``make run``'s demo, as a newcomer sees it: every demo webhook answered and every outcome printed."""
+
+from __future__ import annotations
+
+from devstack.demo import OutcomePrinter, run_demo
+from devstack.stack import LocalStack, StackOptions
+
+
+def test_the_demo_settles_every_event_and_prints_each_outcome() -> None:
+    # Given the local stack as `make run` starts it, printing outcomes into a list
+    lines: list[str] = []
+    printer = OutcomePrinter(say=lines.append)
+    with LocalStack(StackOptions(port=0, on_batch=printer)) as stack:
+        printer.stack = stack
+
+        # When the demo plays
+        settled = run_demo(stack, printer, say=lines.append)
+
+    # Then every queued event settled, with the outcome the demo is there to show
+    assert settled == 12
+    text = "\n".join(lines)
+    assert "receive  202" in text
+    assert "receive  401" in text  # the forged signature
+    assert '"duplicates": [' in text  # HubSpot's retry
+    delivered = [line.split() for line in lines if line.startswith("  deliver")]
+    statuses = {tokens[5] for tokens in delivered}  # deliver, source, "contact", id, fields, status, detail
+    assert statuses == {"delivered", "superseded", "unmapped", "rejected"}
+    assert "customer/business-not-supported" in text
