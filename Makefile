@@ -15,7 +15,7 @@ SAM_STAMP := $(SAM_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install run test lint format typecheck unit validate build events clean
+.PHONY: help install run test lint format typecheck pytest validate build events clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,7 +39,7 @@ install: $(STAMP) ## Create .venv with the runtime and development dependencies
 run: $(STAMP) ## Start the local stack on http://127.0.0.1:3000, send the demo events, serve until Ctrl-C
 	PYTHONPATH=layers/shared:functions:tests $(BIN)/python -m devstack
 
-test: lint typecheck unit validate ## Everything CI checks: lint, format, types, tests with coverage, template
+test: lint typecheck pytest validate ## Everything CI checks: lint, format, types, tests with coverage, template
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .
@@ -52,7 +52,7 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 typecheck: $(STAMP) ## mypy (strict on the shared package)
 	$(BIN)/mypy layers/shared functions tests
 
-unit: $(STAMP) ## pytest with coverage
+pytest: $(STAMP) ## pytest (unit, integration on moto, end to end over HTTP) with coverage
 	$(BIN)/pytest --cov --cov-report=term
 
 validate: $(SAM_STAMP) ## sam validate --lint on template.yaml
