@@ -39,7 +39,7 @@ install: $(STAMP) ## Create .venv with the runtime and development dependencies
 run: $(STAMP) ## Start the local stack on http://127.0.0.1:3000, send the demo events, serve until Ctrl-C
 	PYTHONPATH=layers/shared:functions:tests $(BIN)/python -m devstack
 
-test: lint typecheck pytest validate ## Everything CI checks: lint, format, types, tests with coverage, template
+test: lint typecheck pytest validate build ## Everything CI checks: lint, format, types, tests with coverage, template lint, build
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .
