@@ -791,3 +791,33 @@ def test_the_deliver_function_does_not_import_the_api_resolver() -> None:
     # Then the import succeeded without loading Powertools' event handler (the receive side's API resolver)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_a_contact_state_written_concurrently_is_retried_not_overwritten(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the contact's state changes under the deliver step once (another writer saved first)
+    from webhook_adapter.store import EventStore, StaleContactState
+
+    original = EventStore.save_contact
+    calls = itertools.count()
+
+    def save_once_stale(self: EventStore, *args: Any, **kwargs: Any) -> None:
+        if next(calls) == 0:
+            raise StaleContactState("contact state of hubspot changed while it was being updated")
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(EventStore, "save_contact", save_once_stale)
+    start = now_ms()
+    events = contact(130, at=start, sphere_customer_id=SEED_INDIVIDUAL_ID, email="ada@example.com")
+
+    # When the change is delivered
+    post(pipeline, *events)
+    pipeline.drain()
+
+    # Then the message was retried (its state read again) and the outcome recorded once it could be saved
+    assert status_of(pipeline, *events) == ["delivered", "delivered"]
+    assert next(calls) == 2  # the stale save, then the retry's save
+    # And the replayed PATCH carried the same values (idempotent in effect, as the design notes say)
+    bodies = [request.body for request in pipeline.standin.patches(SEED_INDIVIDUAL_ID)]
+    assert bodies == [{"email": "ada@example.com"}] * 2

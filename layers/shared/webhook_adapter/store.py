@@ -18,6 +18,7 @@ Refused requests (4xx) are recorded as ``pk = REQUEST#{id}``, ``sk = REQUEST`` i
 from __future__ import annotations
 
 import hashlib
+import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +55,8 @@ STATUS_SHARDS = 8
 _BATCH_GET_LIMIT = 100
 _WRITE_WORKERS = 8
 _MAX_UNPROCESSED_ROUNDS = 5
+_UNPROCESSED_BACKOFF_SECONDS = 0.05
+"""First pause before re-reading unprocessed keys; doubled each round (at most 0.75 s in all)."""
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 
@@ -138,7 +141,9 @@ class EventStore:
         return found
 
     def _batch_get(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        for _ in range(_MAX_UNPROCESSED_ROUNDS):
+        for round_number in range(_MAX_UNPROCESSED_ROUNDS):
+            if round_number:  # DynamoDB throttled part of the batch: back off before asking for the rest
+                time.sleep(_UNPROCESSED_BACKOFF_SECONDS * 2 ** (round_number - 1))
             try:
                 answer = self.client.batch_get_item(RequestItems=request)
             except (BotoCoreError, ClientError) as exc:
