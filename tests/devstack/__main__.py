@@ -17,7 +17,7 @@ from devstack.stack import LocalStack, StackOptions
 
 
 def main() -> None:
-    """Run until interrupted."""
+    """Run until interrupted (Ctrl-C)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     secrets = secrets_from_environment()
     real_sphere = os.environ.get("SPHERE_API_URL") and os.environ.get("SPHERE_API_TOKEN")
@@ -31,17 +31,25 @@ def main() -> None:
         environment={"POWERTOOLS_LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING")},
         on_batch=printer,
     )
-    with LocalStack(options) as stack:
+    stack = LocalStack(options)
+    try:
+        stack.start()
+    except OSError as exc:
+        raise SystemExit(
+            f"Could not start the local stack on port {options.port} ({exc.strerror}); try PORT=3001."
+        ) from exc
+    try:
         printer.stack = stack
-        sphere = "the real Sphere API" if real_sphere else f"the Sphere stand-in ({stack.standin.base_url})"  # type: ignore[union-attr]
+        sphere = stack.standin.base_url if stack.standin else "the real Sphere API"
         print(f"Local stack up. Webhooks: {stack.url}/webhooks/{{hubspot,generic}}; deliveries go to {sphere}.")
         if os.environ.get("DEMO", "1") != "0":
             run_demo(stack, printer)
         print(f"\nServing webhooks on {stack.url} (Ctrl-C to stop).")
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("\nStopping.")
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("\nStopping.")
+    finally:
+        stack.stop()
 
 
 if __name__ == "__main__":
