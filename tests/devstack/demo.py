@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,14 +31,26 @@ class OutcomePrinter:
         self.say = say
         self.stack: LocalStack | None = None
         self.settled = 0
+        self._progress = threading.Condition()
+
+    def wait_settled(self, expected: int, timeout: float) -> int:
+        """Block until ``expected`` events settled (woken by each batch, no polling) or ``timeout``."""
+        with self._progress:
+            self._progress.wait_for(lambda: self.settled >= expected, timeout=timeout)
+            return self.settled
 
     def __call__(self, records: list[dict[str, Any]], failed: set[str]) -> None:
         if self.stack is None:
             return
+        with self._progress:
+            self._print(self.stack, records)
+            self._progress.notify_all()
+
+    def _print(self, stack: LocalStack, records: list[dict[str, Any]]) -> None:
         for record in records:
             change = ContactChange.model_validate_json(record["body"])
             for event in change.events:
-                item = self.stack.store.get_event(change.source, event.key) or {}
+                item = stack.store.get_event(change.source, event.key) or {}
                 status = item.get("status", "?")
                 detail = item.get("reason") or (item.get("sphere") or {}).get("updated_at") or ""
                 fields = ",".join(str(name) for name in event.changes)
@@ -111,7 +124,4 @@ def run_demo(stack: LocalStack, printer: OutcomePrinter, say: Say = print) -> in
         _post(say, client, "A forged HubSpot signature", "/webhooks/hubspot", headers, body)
 
     expected = 12  # queued events: 8 of the first batch (one property is not mapped), then 1, 1, 1 and 1
-    deadline = time.monotonic() + _FINAL_WAIT_SECONDS
-    while printer.settled < expected and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return printer.settled
+    return printer.wait_settled(expected, _FINAL_WAIT_SECONDS)

@@ -48,7 +48,8 @@ class Pipeline:
         self.store = store
         self.receive_handler = importlib.import_module("receive.app").lambda_handler
         self.deliver_handler = importlib.import_module("deliver.app").lambda_handler
-        self.poller = QueuePoller(sqs, resources.queue_url, self.deliver_handler, wait_seconds=0)
+        # Long polling: while a retried message is hidden by its backoff, SQS holds the receive until it shows.
+        self.poller = QueuePoller(sqs, resources.queue_url, self.deliver_handler, wait_seconds=1)
 
     def post(
         self, source: str, headers: dict[str, str], body: bytes, *, query: str = "", method: str = "POST"
@@ -104,8 +105,6 @@ class Pipeline:
                 raise TimeoutError(f"{self.queued_messages()} messages still queued after {timeout} s")
             if self.poller.poll_once():
                 batches += 1
-            else:
-                time.sleep(0.05)  # a retried message is hidden until its backoff ends
         return batches
 
     def event(self, source: str, key: str) -> dict[str, Any]:
