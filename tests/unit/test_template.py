@@ -328,10 +328,8 @@ def test_receive_may_store_enqueue_and_read_the_source_secrets_only(template: di
         "logs:PutLogEvents": [{"Fn::GetAtt": ["ReceiveLogGroup", "Arn"]}],
         "xray:PutTraceSegments": ["*"],
         "xray:PutTelemetryRecords": ["*"],
-        "dynamodb:GetItem": table,
         "dynamodb:BatchGetItem": table,
         "dynamodb:PutItem": table,
-        "dynamodb:BatchWriteItem": table,
         "sqs:SendMessage": [{"Fn::GetAtt": ["ChangesQueue", "Arn"]}],
         "secretsmanager:GetSecretValue": [{"Ref": "HubSpotSecretArn"}, {"Ref": "GenericSecretArn"}],
     }
