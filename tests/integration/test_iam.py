@@ -8,6 +8,7 @@ compares them with the role in template.yaml.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -20,6 +21,8 @@ from devstack.poller import QueuePoller
 from devstack.resources import load_template
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
 
+type Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
 _ENFORCED = {"dynamodb", "sqs", "secretsmanager"}
 """Services whose calls the functions make with their own role (X-Ray and logs are the runtime's)."""
 
@@ -30,6 +33,18 @@ class CallRecorder:
     def __init__(self) -> None:
         self.function: str | None = None
         self.calls: dict[str, set[str]] = {"receive": set(), "deliver": set()}
+
+    def wrap(self, function: str, handler: Handler) -> Handler:
+        """``handler``, recording the calls it makes as ``function``'s."""
+
+        def recorded(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            self.function = function
+            try:
+                return handler(event, context)
+            finally:
+                self.function = None
+
+        return recorded
 
     def record(self, service: str, operation: str) -> None:
         if self.function is not None and service in _ENFORCED:
@@ -63,25 +78,8 @@ def granted(role: str) -> set[str]:
 
 def test_each_role_grants_exactly_the_calls_its_function_makes(pipeline: Pipeline, recorder: CallRecorder) -> None:
     # Given the handlers wrapped so that their own AWS calls are recorded
-    receive_handler, deliver_handler = pipeline.receive_handler, pipeline.deliver_handler
-
-    def receive(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        recorder.function = "receive"
-        try:
-            result: dict[str, Any] = receive_handler(event, context)
-            return result
-        finally:
-            recorder.function = None
-
-    def deliver(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        recorder.function = "deliver"
-        try:
-            result: dict[str, Any] = deliver_handler(event, context)
-            return result
-        finally:
-            recorder.function = None
-
-    pipeline.receive_handler = receive
+    pipeline.receive_handler = recorder.wrap("receive", pipeline.receive_handler)
+    deliver = recorder.wrap("deliver", pipeline.deliver_handler)
     poller = QueuePoller(pipeline.sqs, pipeline.resources.queue_url, deliver, wait_seconds=1)
     now = int(time.time() * 1000)
     batch = [
