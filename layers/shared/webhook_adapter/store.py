@@ -91,6 +91,13 @@ def _status_keys(status: Status, at_ms: int, source: str, key: str) -> dict[str,
     }
 
 
+def _history_entry(status: Status, reason: str | None, at_ms: int) -> dict[str, str]:
+    entry = {"at": _iso(at_ms), "status": str(status)}
+    if reason:
+        entry["reason"] = reason
+    return entry
+
+
 def _dump(item: dict[str, Any]) -> dict[str, AttributeValueTypeDef]:
     return {name: _SERIALIZER.serialize(value) for name, value in item.items() if value is not None}
 
@@ -175,6 +182,18 @@ class EventStore:
         return {
             "pk": event_pk(source, event.key),
             "sk": "EVENT",
+            **self._event_attributes(
+                source, event, status=status, reason=event.reason, received_at=now_ms, now_ms=now_ms
+            ),
+            "attempts": 0,
+            "history": [_history_entry(status, event.reason, now_ms)],
+        }
+
+    def _event_attributes(
+        self, source: str, event: SourceEvent, *, status: Status, reason: str | None, received_at: int, now_ms: int
+    ) -> dict[str, Any]:
+        """What every write of an event item sets: its identity, its status and the index keys that follow them."""
+        return {
             "source": source,
             "event_key": event.key,
             "event_id": event.event_id,
@@ -182,14 +201,10 @@ class EventStore:
             "kind": event.kind,
             "fields": sorted(event.changes) or None,
             "occurred_at": event.occurred_at,
-            "received_at": now_ms,
+            "received_at": received_at,
             "updated_at": _iso(now_ms),
             "status": status,
-            "reason": event.reason,
-            "attempts": 0,
-            "history": [
-                {"at": _iso(now_ms), "status": str(status), **({"reason": event.reason} if event.reason else {})}
-            ],
+            "reason": reason,
             "gsi1pk": contact_pk(source, event.contact_id),
             "gsi1sk": f"{_iso(event.occurred_at)}#{event.key}",
             **_status_keys(status, now_ms, source, event.key),
@@ -216,30 +231,21 @@ class EventStore:
         Raises:
             StorageUnavailable: the write failed.
         """
-        entry: dict[str, Any] = {"at": _iso(now_ms), "status": str(outcome.status)}
-        if outcome.reason:
-            entry["reason"] = outcome.reason
+        entry = _history_entry(outcome.status, outcome.reason, now_ms)
         values: dict[str, Any] = {
-            "source": change.source,
-            "event_key": event.key,
-            "event_id": event.event_id,
-            "contact_id": event.contact_id,
-            "kind": event.kind,
-            "fields": sorted(event.changes) or None,
-            "occurred_at": event.occurred_at,
-            "received_at": change.received_at,
-            "updated_at": _iso(now_ms),
-            "status": outcome.status,
-            "reason": outcome.reason,
+            **self._event_attributes(
+                change.source,
+                event,
+                status=outcome.status,
+                reason=outcome.reason,
+                received_at=change.received_at,
+                now_ms=now_ms,
+            ),
             "missing": outcome.missing or None,
             "customer_id": outcome.customer_id,
             "request": outcome.request,
             "sphere": outcome.sphere.model_dump(exclude_none=True, exclude_defaults=True) if outcome.sphere else None,
             "attempts": attempts,
-            "gsi1pk": contact_pk(change.source, event.contact_id),
-            "gsi1sk": f"{_iso(event.occurred_at)}#{event.key}",
-            **_status_keys(outcome.status, now_ms, change.source, event.key),
-            "ttl": self._ttl(now_ms),
         }
         present = {name: value for name, value in values.items() if value is not None}
         absent = [name for name, value in values.items() if value is None]
