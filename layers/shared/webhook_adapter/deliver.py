@@ -81,12 +81,14 @@ def event_outcome(
     result: SphereResult | None,
     refused: bool,
     skipped: frozenset[Group] = frozenset(),
+    masked: dict[str, Any] | None = None,
 ) -> Outcome:
     """One event's outcome, from what it won in the merge, the plan, and what Sphere answered.
 
     Pure: ``sent`` is the body that was sent (empty if none), ``result`` Sphere's answer to it and
     ``refused`` whether that answer was a permanent refusal; ``skipped`` the request fields left
-    out because Sphere refused the same value before.
+    out because Sphere refused the same value before; ``masked`` the sent body with PII erased, when
+    the caller already made it (it is the same for every event of a change).
     """
     won = merged.won[event.key]
     base = {"customer_id": plan.customer_id}
@@ -104,8 +106,11 @@ def event_outcome(
     groups = _request_fields(event, won)
     if ContactField.CUSTOMER_ID in won:
         groups |= {Group(name) for name in sent}
+    if masked is None and sent:
+        masked = mask_request(sent)
     candidates = [
-        _group_outcome(group, plan, sent=sent, result=result, refused=refused, skipped=skipped) for group in groups
+        _group_outcome(group, plan, sent=sent, masked=masked, result=result, refused=refused, skipped=skipped)
+        for group in groups
     ]
     if not candidates:
         return Outcome(status=Status.UNCHANGED, reason="nothing to send to Sphere", **base)
@@ -117,6 +122,7 @@ def _group_outcome(
     plan: Plan,
     *,
     sent: dict[str, Any],
+    masked: dict[str, Any] | None,
     result: SphereResult | None,
     refused: bool,
     skipped: frozenset[Group],
@@ -132,7 +138,6 @@ def _group_outcome(
         return Outcome(status=Status.REJECTED, reason=reason, **base)
     if str(group) not in sent:
         return Outcome(status=Status.UNCHANGED, reason="Sphere already has these values", **base)
-    masked = mask_request(sent)
     if refused:
         answer = (result.code or result.http_status) if result else "no detail"
         reason = f"Sphere refused the update: {answer}"
@@ -217,8 +222,14 @@ class Delivery:
             ContactState(merged.fields, applied, state.version, refusals),
             now_ms=now,
         )
+        masked = mask_request(body) if body else None
         outcomes = [
-            (event, event_outcome(event, merged, plan, sent=body, result=result, refused=refused, skipped=skipped))
+            (
+                event,
+                event_outcome(
+                    event, merged, plan, sent=body, result=result, refused=refused, skipped=skipped, masked=masked
+                ),
+            )
             for event in pending
         ]
         for event, outcome in outcomes:
