@@ -18,7 +18,7 @@ from devstack.lambda_events import LambdaContext, http_api_event
 from devstack.poller import QueuePoller
 from devstack.resources import LOCAL_SECRETS, LocalResources
 from devstack.sphere_standin import SphereStandIn
-from webhook_adapter.store import EventStore
+from webhook_adapter.store import EventStore, event_sk
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -107,13 +107,26 @@ class Pipeline:
                 batches += 1
         return batches
 
+    def find_event(self, source: str, key: str) -> dict[str, Any] | None:
+        """An event's stored item found by its key alone (a scan: the table is keyed by contact), or ``None``."""
+        paginator = self.store.client.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self.resources.table_name,
+            FilterExpression="sk = :sk AND #source = :source",
+            ExpressionAttributeNames={"#source": "source"},
+            ExpressionAttributeValues={":sk": {"S": event_sk(key)}, ":source": {"S": source}},
+        ):
+            for item in page.get("Items", []):
+                return self.store.get_event(source, item["contact_id"]["S"], key)
+        return None
+
     def event(self, source: str, key: str) -> dict[str, Any]:
         """An event's stored item.
 
         Raises:
-            KeyError: no such event.
+            KeyError: no such event (it is still on the queue, or was never accepted).
         """
-        item = self.store.get_event(source, key)
+        item = self.find_event(source, key)
         if item is None:
             raise KeyError(key)
         return item

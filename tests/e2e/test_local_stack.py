@@ -53,7 +53,7 @@ def wait_for[T](probe: Callable[[], T | None], *, timeout: float = 15.0) -> T:
 
 
 def settled(stack: LocalStack, keys: list[str]) -> dict[str, dict[str, Any]] | None:
-    items = {key: stack.store.get_event("hubspot", key) for key in keys}
+    items = {key: stack.store.get_event("hubspot", key.rsplit(":", 3)[0], key) for key in keys}
     done = all(item and item["status"] not in {Status.QUEUED, Status.RETRYING} for item in items.values())
     return {key: item for key, item in items.items() if item} if done else None
 

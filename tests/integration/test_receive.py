@@ -190,7 +190,7 @@ def fail_once[**P, R](original: Callable[P, R], error: Exception) -> Callable[P,
 # ---------------------------------------------------------------------------------- 1. a valid batch
 
 
-def test_a_valid_batch_is_accepted_merged_per_contact_and_recorded_as_queued(pipeline: Pipeline) -> None:
+def test_a_valid_batch_is_accepted_and_queued_merged_per_contact(pipeline: Pipeline) -> None:
     # Given 3 changes to contact 7 and 2 to contact 8, interleaved in one HubSpot batch
     # (one of them in the 2024 generic form, ``object.propertyChange`` on object type 0-1)
     now = now_ms()
@@ -229,20 +229,15 @@ def test_a_valid_batch_is_accepted_merged_per_contact_and_recorded_as_queued(pip
     ]
     other = json.loads(messages[f"hubspot:{PORTAL}:8"]["Body"])
     assert [event["changes"] for event in other["events"]] == [{"city": "Lisbon"}, {"country": "Portugal"}]
-    # And every event is stored as queued, with its contact and field
-    for event in batch:
-        item = pipeline.event("hubspot", event_key(event))
-        assert item["status"] == "queued"
-        assert item["event_id"] == str(event["eventId"])
-        assert item["contact_id"] == f"{PORTAL}:{event['objectId']}"
-        assert [entry["status"] for entry in item["history"]] == ["queued"]
+    # And no event has an item yet: each is written once, when it ends (the queue holds them meanwhile)
+    assert all(pipeline.find_event("hubspot", event_key(event)) is None for event in batch)
 
 
 # ---------------------------------------------------------------------------------- 2. duplicates
 
 
-def test_the_same_batch_twice_is_acknowledged_as_duplicates_and_queued_once(pipeline: Pipeline) -> None:
-    # Given a batch HubSpot already delivered once
+def test_the_same_batch_twice_is_queued_once(pipeline: Pipeline) -> None:
+    # Given a batch HubSpot sent once, still on the queue
     now = now_ms()
     batch = [
         hubspot_event(7, "email", "ada@example.com", occurred_at=now - 10, event_id=1),
@@ -254,33 +249,47 @@ def test_the_same_batch_twice_is_acknowledged_as_duplicates_and_queued_once(pipe
     # When HubSpot retries it (same events, next attempt number, newly signed)
     second = pipeline.post_hubspot(retry_of(batch))
 
-    # Then the retry is acknowledged, every event reported as a duplicate, and nothing more is queued
-    assert first.status == 202
-    assert sorted(first.body["accepted"]) == ["1", "2"]
-    assert queued_after_first == 2
-    assert second.status == 202
-    assert second.body["accepted"] == []
-    assert sorted(second.body["duplicates"]) == ["1", "2"]
-    assert pipeline.queued_messages() == queued_after_first
-    assert pipeline.event("hubspot", event_key(batch[0]))["status"] == "queued"
+    # Then both are acknowledged, and SQS's deduplication id keeps one message per contact
+    assert first.status == second.status == 202
+    assert sorted(first.body["accepted"]) == sorted(second.body["accepted"]) == ["1", "2"]
+    assert queued_after_first == pipeline.queued_messages() == 2
+
+
+def test_a_batch_sent_again_after_delivery_is_acknowledged_as_duplicates_and_not_queued(pipeline: Pipeline) -> None:
+    # Given a batch HubSpot sent once, delivered (its events have their final records)
+    now = now_ms()
+    batch = [
+        hubspot_event(7, "email", "ada@example.com", occurred_at=now - 10, event_id=1),
+        hubspot_event(8, "city", "Lisbon", occurred_at=now, event_id=2),
+    ]
+    assert pipeline.post_hubspot(batch).status == 202
+    pipeline.drain()
+
+    # When HubSpot sends it again
+    again = pipeline.post_hubspot(retry_of(batch))
+
+    # Then every event is reported as a duplicate and nothing is queued
+    assert again.status == 202
+    assert again.body == {"accepted": [], "duplicates": ["1", "2"]}
+    assert pipeline.queued_messages() == 0
 
 
 def test_a_batch_with_one_known_and_one_new_event_queues_only_the_new_one(pipeline: Pipeline) -> None:
-    # Given one event already received
+    # Given one event already received and delivered
     now = now_ms()
     known = hubspot_event(7, "email", "ada@example.com", occurred_at=now - 10, event_id=1)
     new = hubspot_event(7, "city", "London", occurred_at=now, event_id=2)
     assert pipeline.post_hubspot([known]).status == 202
+    pipeline.drain()
 
     # When a batch holds it again together with a new event about the same contact (sent twice in the batch)
     answer = pipeline.post_hubspot([known, new, dict(new)])
 
-    # Then only the new event is accepted, once, and the second message carries it alone
+    # Then only the new event is accepted, once, and the message carries it alone
     assert answer.status == 202
     assert answer.body == {"accepted": ["2"], "duplicates": ["1"]}
     messages = receive_all(pipeline)
-    assert [message_events(message) for message in messages] == [[event_key(known)], [event_key(new)]]
-    assert pipeline.event("hubspot", event_key(new))["status"] == "queued"
+    assert [message_events(message) for message in messages] == [[event_key(new)]]
 
 
 # ------------------------------------------------------------------- 3. the failure between the two writes
@@ -294,15 +303,17 @@ def sphere_batch(now: int) -> list[dict[str, Any]]:
     ]
 
 
-def test_a_batch_queued_but_not_recorded_is_requeued_on_retry_and_reaches_sphere_once(
+def test_a_batch_queued_but_whose_settled_events_were_not_recorded_is_completed_on_retry(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given DynamoDB fails once, after the change was put on the queue
-    batch = sphere_batch(now_ms())
+    # Given a batch with a change to deliver and an event settled on arrival (an unmapped property),
+    # and DynamoDB failing once to record the settled one, after the change was put on the queue
+    now = now_ms()
+    batch = [*sphere_batch(now), hubspot_event(7, "lifecyclestage", "lead", occurred_at=now, event_id=13)]
     monkeypatch.setattr(
         EventStore,
-        "record_received",
-        fail_once(EventStore.record_received, StorageUnavailable("DynamoDB is throttling")),
+        "record_settled",
+        fail_once(EventStore.record_settled, StorageUnavailable("DynamoDB is throttling")),
     )
 
     # When HubSpot posts the batch, gets the 5xx, and retries it
@@ -311,11 +322,11 @@ def test_a_batch_queued_but_not_recorded_is_requeued_on_retry_and_reaches_sphere
 
     # Then the first answer asks for a retry, with a JSON error
     assert_error(failed, 503, "storage_unavailable")
-    # And the retry accepts the events: they were never known, so they are not duplicates
+    # And the retry accepts every event (none had a record), records the settled one
     assert retried.status == 202
-    assert sorted(retried.body["accepted"]) == ["11", "12"]
-    assert retried.body["duplicates"] == []
-    assert all(pipeline.event("hubspot", event_key(event))["status"] == "queued" for event in batch)
+    assert sorted(retried.body["accepted"]) == ["11", "12", "13"]
+    assert retried.body["settled"] == {"ignored": ["13"]}
+    assert pipeline.event("hubspot", event_key(batch[2]))["status"] == "ignored"
     # And SQS's deduplication id absorbed the re-send: one message for the change
     assert pipeline.queued_messages() == 1
     # And after delivery Sphere got exactly one PATCH for that change
@@ -324,34 +335,32 @@ def test_a_batch_queued_but_not_recorded_is_requeued_on_retry_and_reaches_sphere
     assert pipeline.event("hubspot", event_key(batch[1]))["status"] == "delivered"
 
 
-def test_a_batch_recorded_only_in_part_is_completed_on_retry_and_reaches_sphere_once(
+def test_settled_events_dynamodb_leaves_unprocessed_are_written_again_before_the_answer(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given DynamoDB stores the first event of a batch but fails once on the second
-    batch = sphere_batch(now_ms())
-    original = EventStore._put_new
-    failures: list[str] = []
+    # Given DynamoDB leaves the first batch write unprocessed (throttled), with no real pause between rounds
+    monkeypatch.setattr("webhook_adapter.store._UNPROCESSED_BACKOFF_SECONDS", 0)
+    client = api.receiver().store.client
+    original = client.batch_write_item
+    calls: list[int] = []
 
-    def flaky_put(store: EventStore, item: dict[str, Any]) -> None:
-        if item["event_key"] == event_key(batch[1]) and not failures:
-            failures.append(item["event_key"])
-            raise StorageUnavailable("could not store the event in DynamoDB")
-        original(store, item)
+    def throttled_once(**request: Any) -> Any:
+        calls.append(len(request["RequestItems"][pipeline.resources.table_name]))
+        if len(calls) == 1:
+            return {"UnprocessedItems": request["RequestItems"]}
+        return original(**request)
 
-    monkeypatch.setattr(EventStore, "_put_new", flaky_put)
+    monkeypatch.setattr(client, "batch_write_item", throttled_once)
+    now = now_ms()
+    batch = [hubspot_event(9, "lifecyclestage", "lead", occurred_at=now, event_id=event_id) for event_id in (21, 22)]
 
-    # When HubSpot posts the batch and retries it after the 5xx
-    failed = pipeline.post_hubspot(batch)
-    retried = pipeline.post_hubspot(retry_of(batch))
+    # When HubSpot posts events that settle on arrival
+    answer = pipeline.post_hubspot(batch)
 
-    # Then the retry reports the stored event as a duplicate and accepts the other one
-    assert_error(failed, 503, "storage_unavailable")
-    assert retried.status == 202
-    assert retried.body == {"accepted": ["12"], "duplicates": ["11"]}
-    assert all(pipeline.event("hubspot", event_key(event))["status"] == "queued" for event in batch)
-    # And after delivery Sphere still got the change exactly once
-    pipeline.drain()
-    assert [patch.body for patch in pipeline.standin.patches(SEED_INDIVIDUAL_ID)] == [{"email": "ada@example.com"}]
+    # Then they were asked for again and recorded before the 202
+    assert answer.status == 202
+    assert calls == [2, 2]
+    assert [pipeline.event("hubspot", event_key(event))["status"] for event in batch] == ["ignored", "ignored"]
 
 
 def test_a_batch_sqs_would_not_take_is_not_recorded_and_succeeds_on_retry(
@@ -368,19 +377,18 @@ def test_a_batch_sqs_would_not_take_is_not_recorded_and_succeeds_on_retry(
 
     # Then it is asked to retry, and nothing is recorded or queued (a retry must not look like a duplicate)
     assert_error(failed, 503, "storage_unavailable")
-    assert all(pipeline.store.get_event("hubspot", event_key(event)) is None for event in batch)
+    assert all(pipeline.find_event("hubspot", event_key(event)) is None for event in batch)
     assert pipeline.queued_messages() == 0
     assert refused_since(pipeline, now_ms() - 60_000) == []
 
     # When HubSpot retries
     retried = pipeline.post_hubspot(retry_of(batch))
 
-    # Then the events are accepted, queued and recorded, and reach Sphere once
+    # Then the events are accepted and queued, and reach Sphere once
     assert retried.status == 202
     assert sorted(retried.body["accepted"]) == ["11", "12"]
     assert retried.body["duplicates"] == []
     assert pipeline.queued_messages() == 1
-    assert all(pipeline.event("hubspot", event_key(event))["status"] == "queued" for event in batch)
     pipeline.drain()
     assert [patch.body for patch in pipeline.standin.patches(SEED_INDIVIDUAL_ID)] == [{"email": "ada@example.com"}]
 
@@ -410,7 +418,7 @@ def test_a_batch_sqs_took_only_in_part_is_queued_whole_on_retry_each_change_once
 
     # When HubSpot posts it, gets the 5xx, and retries it
     failed = pipeline.post_hubspot(batch)
-    recorded_after_failure = [pipeline.store.get_event("hubspot", event_key(event)) for event in batch]
+    recorded_after_failure = [pipeline.find_event("hubspot", event_key(event)) for event in batch]
     retried = pipeline.post_hubspot(retry_of(batch))
 
     # Then the first answer asks for a retry and nothing was recorded as known
@@ -422,7 +430,6 @@ def test_a_batch_sqs_took_only_in_part_is_queued_whole_on_retry_each_change_once
     assert calls == [10, 2, 10, 2]
     groups = sorted(message["Attributes"]["MessageGroupId"] for message in receive_all(pipeline))
     assert groups == sorted(f"hubspot:{PORTAL}:{contact}" for contact in range(1, 13))
-    assert all(pipeline.event("hubspot", event_key(event))["status"] == "queued" for event in batch)
 
 
 def test_a_batch_whose_dedup_read_fails_is_answered_503_and_nothing_is_queued(
@@ -432,7 +439,7 @@ def test_a_batch_whose_dedup_read_fails_is_answered_503_and_nothing_is_queued(
     def unreadable(*_: object, **__: object) -> dict[str, Status]:
         raise StorageUnavailable("could not read events from DynamoDB")
 
-    monkeypatch.setattr(EventStore, "event_statuses", unreadable)
+    monkeypatch.setattr(EventStore, "known_events", unreadable)
     batch = sphere_batch(now_ms())
 
     # When HubSpot posts a batch
@@ -643,7 +650,7 @@ def test_bad_input_is_answered_with_its_status_and_recorded_as_refused(
             # Then it gets its 4xx with a JSON error, and nothing is queued or stored as an event
             assert_error(answer, status, code)
             assert pipeline.queued_messages() == 0
-            assert pipeline.store.get_event("hubspot", f"{PORTAL}:7:email:{start}:1") is None
+            assert pipeline.find_event("hubspot", f"{PORTAL}:7:email:{start}:1") is None
             # And the refusal is recorded once: why, and a digest of the body (never the body)
             records = [record for record in refused_since(pipeline, start) if record["pk"] not in seen]
             seen |= {record["pk"] for record in records}
@@ -744,35 +751,41 @@ def generic_contact(contact_id: str = "c-42", **fields: Any) -> dict[str, Any]:
     return {"id": contact_id, "updatedAt": now_ms(), "email": "ada@example.com", **fields}
 
 
-def test_a_valid_generic_request_is_accepted_queued_and_recorded(pipeline: Pipeline) -> None:
+def test_a_valid_generic_request_is_accepted_and_queued(pipeline: Pipeline) -> None:
     # Given a contact signed the Standard Webhooks way
     contact = generic_contact(sphereCustomerId=SEED_INDIVIDUAL_ID)
 
     # When the integration posts it
     answer = pipeline.post_generic(contact, msg_id="msg_1")
 
-    # Then it is accepted under its webhook-id, queued in the contact's group and recorded as queued
+    # Then it is accepted under its webhook-id and queued in the contact's group
     assert answer.status == 202
     assert answer.body == {"accepted": ["msg_1"], "duplicates": []}
     messages = receive_all(pipeline)
     assert [message["Attributes"]["MessageGroupId"] for message in messages] == ["generic:c-42"]
     change = json.loads(messages[0]["Body"])
     assert change["events"][0]["changes"] == {"customer_id": SEED_INDIVIDUAL_ID, "email": "ada@example.com"}
-    assert pipeline.event("generic", "msg_1")["status"] == "queued"
 
 
 def test_the_same_generic_webhook_id_twice_is_a_duplicate(pipeline: Pipeline) -> None:
-    # Given a generic request already received
+    # Given a generic request already received, queued and not yet delivered
     contact = generic_contact()
     assert pipeline.post_generic(contact, msg_id="msg_2").status == 202
 
     # When the integration retries it under the same webhook-id (even with a changed body)
     retry = pipeline.post_generic({**contact, "email": "other@example.com"}, msg_id="msg_2")
 
-    # Then it is acknowledged as a duplicate and not queued again
+    # Then SQS keeps the first message only
     assert retry.status == 202
-    assert retry.body == {"accepted": [], "duplicates": ["msg_2"]}
     assert pipeline.queued_messages() == 1
+
+    # When it retries again after the first was delivered
+    pipeline.drain()
+    late = pipeline.post_generic({**contact, "email": "other@example.com"}, msg_id="msg_2")
+
+    # Then it is acknowledged as a duplicate and not queued again
+    assert late.body == {"accepted": [], "duplicates": ["msg_2"]}
+    assert pipeline.queued_messages() == 0
 
 
 def test_a_rotated_generic_secret_accepts_signatures_by_either_key(pipeline: Pipeline) -> None:
@@ -840,7 +853,7 @@ def test_an_unauthentic_generic_request_is_answered_401_and_recorded(
             # Then it is refused as not authentic, recorded, and nothing is queued or stored
             assert_error(answer, 401, "invalid_signature")
             assert pipeline.queued_messages() == 0
-            assert pipeline.store.get_event("generic", f"msg_bad_{number}") is None
+            assert pipeline.find_event("generic", f"msg_bad_{number}") is None
             records = [record for record in refused_since(pipeline, start) if record["pk"] not in seen]
             seen |= {record["pk"] for record in records}
             assert [(record["http_status"], record["code"]) for record in records] == [(401, "invalid_signature")]
@@ -883,7 +896,7 @@ def test_an_unreadable_hubspot_secret_fails_closed_with_503(pipeline: Pipeline, 
 
     # And nothing was queued, stored, or recorded as refused
     assert pipeline.queued_messages() == 0
-    assert pipeline.store.get_event("hubspot", event_key(batch[0])) is None
+    assert pipeline.find_event("hubspot", event_key(batch[0])) is None
     assert refused_since(pipeline, start) == []
 
 
@@ -1014,7 +1027,6 @@ def test_an_event_whose_headers_were_not_lower_cased_is_verified(pipeline: Pipel
             # Then it is verified, accepted and queued
             assert response["statusCode"] == 202, response["body"]
             assert json.loads(response["body"]) == {"accepted": [str(number)], "duplicates": []}
-            assert pipeline.store.get_event("hubspot", event_key(batch[0])) is not None
     assert pipeline.queued_messages() == 2
 
 

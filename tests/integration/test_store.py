@@ -14,7 +14,7 @@ from webhook_adapter.errors import StorageUnavailable
 from webhook_adapter.merge import ContactState, FieldState
 from webhook_adapter.model import ContactChange, ContactField, SourceEvent, Status
 from webhook_adapter.outcome import Outcome
-from webhook_adapter.store import EventStore, StaleContactState
+from webhook_adapter.store import HISTORY_LIMIT, EventStore, StaleContactState
 
 DAY_MS = 86_400_000
 START = 1_795_000_000_000  # 2026-11-18
@@ -77,11 +77,12 @@ def test_events_in_a_status_are_found_across_days_and_shards_in_time_order(store
     for day in range(3):
         for index in range(5):
             item = event(f"e-{day}-{index}")
-            store.record_outcome(
-                change(item), item, Outcome(status=Status.REJECTED), attempts=1, now_ms=START + day * DAY_MS + index
-            )
+            rejected = [(item, Outcome(status=Status.REJECTED))]
+            store.record_outcomes(change(item), rejected, prior={}, attempts=1, now_ms=START + day * DAY_MS + index)
     delivered = event("e-delivered")
-    store.record_outcome(change(delivered), delivered, Outcome(status=Status.DELIVERED), attempts=1, now_ms=START)
+    store.record_outcomes(
+        change(delivered), [(delivered, Outcome(status=Status.DELIVERED))], prior={}, attempts=1, now_ms=START
+    )
 
     # When the rejected ones of the second and third day are listed
     found = store.events_by_status(Status.REJECTED, START + DAY_MS, START + 3 * DAY_MS)
@@ -91,26 +92,67 @@ def test_events_in_a_status_are_found_across_days_and_shards_in_time_order(store
 
 
 def test_an_outcome_moves_the_event_between_statuses_and_keeps_its_history(store: EventStore) -> None:
-    # Given an event received, then retried, then delivered
+    # Given an event received, then retried
     item = event("e-history")
-    store.record_received("generic", [item], status=Status.QUEUED, now_ms=START)
-    store.record_outcome(
-        change(item), item, Outcome(status=Status.RETRYING, reason="Sphere answered 503"), attempts=1, now_ms=START + 1
+    retrying = Outcome(status=Status.RETRYING, reason="Sphere answered 503")
+    store.record_failure(change(item), [item], retrying, attempts=1, now_ms=START + 1)
+    assert [found["event_key"] for found in store.events_by_status(Status.RETRYING, START, START + 10)] == ["e-history"]
+
+    # When it is delivered (its outcome written after its item was read)
+    _, prior = store.load_change(change(item))
+    store.record_outcomes(
+        change(item), [(item, Outcome(status=Status.DELIVERED))], prior=prior, attempts=2, now_ms=START + 2
     )
-    store.record_outcome(change(item), item, Outcome(status=Status.DELIVERED), attempts=2, now_ms=START + 2)
 
     # Then the event is delivered, its last reason gone, its history complete
-    stored = store.get_event("generic", "e-history")
+    stored = store.get_event("generic", "c-1", "e-history")
     assert stored is not None
     assert stored["status"] == "delivered"
     assert "reason" not in stored
     assert stored["attempts"] == 2
     assert [entry["status"] for entry in stored["history"]] == ["queued", "retrying", "delivered"]
-    # And it is listed under its current status only
+    # And it left the status index: delivered events are not in it
     assert store.events_by_status(Status.RETRYING, START, START + 10) == []
-    assert [found["event_key"] for found in store.events_by_status(Status.DELIVERED, START, START + 10)] == [
-        "e-history"
-    ]
+    assert store.events_by_status(Status.DELIVERED, START, START + 10) == []
+
+
+def test_a_failed_attempt_never_overwrites_a_final_status(store: EventStore) -> None:
+    # Given a delivered event
+    item = event("e-final")
+    store.record_outcomes(change(item), [(item, Outcome(status=Status.DELIVERED))], prior={}, attempts=1, now_ms=START)
+
+    # When a repeat of its change fails and the failure is recorded
+    failed = Outcome(status=Status.RETRYING, reason="Sphere answered 503")
+    store.record_failure(change(item), [item], failed, attempts=1, now_ms=START + 1)
+
+    # Then the event stays delivered
+    stored = store.get_event("generic", "c-1", "e-final")
+    assert stored is not None
+    assert (stored["status"], [entry["status"] for entry in stored["history"]]) == (
+        "delivered",
+        ["queued", "delivered"],
+    )
+
+
+def test_a_long_retry_run_keeps_the_first_and_the_latest_history_entries(store: EventStore) -> None:
+    # Given an event retried twenty times
+    item = event("e-long")
+    for attempt in range(1, 21):
+        failed = Outcome(status=Status.RETRYING, reason=f"Sphere answered 503 ({attempt})")
+        store.record_failure(change(item), [item], failed, attempts=attempt, now_ms=START + attempt)
+
+    # When it is delivered
+    _, prior = store.load_change(change(item))
+    store.record_outcomes(
+        change(item), [(item, Outcome(status=Status.DELIVERED))], prior=prior, attempts=21, now_ms=START + 21
+    )
+
+    # Then its history holds when it was received and the latest entries only
+    stored = store.get_event("generic", "c-1", "e-long")
+    assert stored is not None
+    statuses = [entry["status"] for entry in stored["history"]]
+    assert len(statuses) == HISTORY_LIMIT
+    assert (statuses[0], statuses[-1]) == ("queued", "delivered")
 
 
 class _Throttled:
@@ -133,7 +175,7 @@ def test_reads_left_unprocessed_are_retried_then_reported(monkeypatch: pytest.Mo
 
     # When the statuses of some events are read
     with pytest.raises(StorageUnavailable, match="unprocessed"):
-        store.event_statuses("generic", ["e-1", "e-2"])
+        store.known_events("generic", [event("e-1"), event("e-2")])
 
     # Then it asked again a bounded number of times before giving up (and the caller answers 5xx)
     assert client.calls == 5

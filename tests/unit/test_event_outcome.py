@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from webhook_adapter.deliver import MAX_VISIBILITY_SECONDS, backoff_seconds, event_outcome
-from webhook_adapter.merge import ContactState, FieldState, merge
+from webhook_adapter.deliver import MAX_VISIBILITY_SECONDS, backoff_seconds, decide, event_outcome, outcomes_of
+from webhook_adapter.merge import ContactState, FieldState, digest, merge
 from webhook_adapter.model import ContactField, FieldValue, SourceEvent, Status
-from webhook_adapter.normalize import Group, Plan, Problem, plan_request
+from webhook_adapter.normalize import Group, Plan, Problem
 from webhook_adapter.outcome import Outcome, SphereResult
 
 T0 = 1_700_000_000_000
@@ -39,10 +39,9 @@ def state(
     applied: Mapping[str, Any] | None = None,
     at: int = T0 - 1000,
 ) -> ContactState:
-    fields = {
-        name: FieldState(value=value, occurred_at=at, event_key="stored") for name, value in (values or {}).items()
-    }
-    return ContactState(fields=fields, applied=applied or {})
+    fields = {name: FieldState(value=value, occurred_at=at, event="stored") for name, value in (values or {}).items()}
+    digests = {name: value if name == "customerId" else digest(value) for name, value in (applied or {}).items()}
+    return ContactState(fields=fields, applied=digests)
 
 
 def known_customer(**more: FieldValue) -> ContactState:
@@ -57,13 +56,11 @@ def deliver(
     result: SphereResult | None = ACCEPTED,
 ) -> dict[str, Outcome]:
     """What the deliver step decides, without the table or Sphere: merge, plan, body, then each outcome."""
-    merged = merge(stored, events)
-    plan = plan_request(merged.fields, default_region="US", countries_requiring_state=STATE_REQUIRED)
-    sent = plan.changes_since(stored.applied) if plan.customer_id else {}
-    answer = result if sent else None
+    decision = decide(stored, events, default_region="US", countries_requiring_state=STATE_REQUIRED)
+    answer = result if decision.body else None
     return {
-        item.key: event_outcome(item, merged, plan, sent=sent, result=answer, refused=refused and bool(sent))
-        for item in events
+        item.key: outcome
+        for item, outcome in outcomes_of(events, decision, answer, refused=refused and bool(decision.body))
     }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from webhook_adapter.merge import ContactState, FieldState, merge
+from webhook_adapter.merge import ContactState, FieldState, digest, merge
 from webhook_adapter.model import ContactField, FieldValue, SourceEvent
 
 T0 = 1_700_000_000_000
@@ -18,7 +18,7 @@ def event(key: str, occurred_at: int, changes: dict[ContactField, FieldValue]) -
 def stored(**values: tuple[FieldValue, int, str]) -> ContactState:
     return ContactState(
         fields={
-            ContactField(name): FieldState(value=value, occurred_at=at, event_key=key)
+            ContactField(name): FieldState(value=value, occurred_at=at, event=digest(key))
             for name, (value, at, key) in values.items()
         }
     )
@@ -32,7 +32,7 @@ def test_newer_change_wins_over_the_stored_value() -> None:
     result = merge(state, [event("b", T0 + 1000, {ContactField.CITY: "Chicago"})])
 
     # Then it holds the field
-    assert result.fields[ContactField.CITY] == FieldState(value="Chicago", occurred_at=T0 + 1000, event_key="b")
+    assert result.fields[ContactField.CITY] == FieldState(value="Chicago", occurred_at=T0 + 1000, event=digest("b"))
     assert result.won == {"b": frozenset({ContactField.CITY})}
     assert result.lost == {"b": frozenset()}
 
@@ -60,38 +60,42 @@ def test_redelivery_of_the_stored_change_counts_as_won() -> None:
     # Then it still holds the field (so its outcome is not "superseded")
     assert result.won == {"a": frozenset({ContactField.CITY})}
     assert result.lost == {"a": frozenset()}
-    assert result.fields[ContactField.CITY] == FieldState(value="Chicago", occurred_at=T0, event_key="a")
+    assert result.fields[ContactField.CITY] == FieldState(value="Chicago", occurred_at=T0, event=digest("a"))
 
 
-def test_tie_on_time_is_broken_by_the_key() -> None:
+def test_tie_on_time_is_broken_by_the_key_digest() -> None:
     # Given two changes of the same field at the same millisecond
-    earlier_key = event("portal:51:city:1:100", T0, {ContactField.CITY: "Springfield"})
-    later_key = event("portal:51:city:1:200", T0, {ContactField.CITY: "Chicago"})
+    first = event("portal:51:city:1:100", T0, {ContactField.CITY: "Springfield"})
+    second = event("portal:51:city:1:200", T0, {ContactField.CITY: "Chicago"})
+    winner, loser = sorted([first, second], key=lambda item: digest(item.key), reverse=True)
 
     # When merged in either order
-    forward = merge(ContactState(), [earlier_key, later_key])
-    backward = merge(ContactState(), [later_key, earlier_key])
+    forward = merge(ContactState(), [first, second])
+    backward = merge(ContactState(), [second, first])
 
-    # Then the greater key wins both times
-    assert forward.fields[ContactField.CITY].value == "Chicago"
+    # Then the one with the greater key digest wins both times (stable, whatever the arrival order)
+    assert forward.fields[ContactField.CITY].value == winner.changes[ContactField.CITY]
     assert backward.fields == forward.fields
-    assert forward.won[later_key.key] == frozenset({ContactField.CITY})
-    assert forward.lost[earlier_key.key] == frozenset({ContactField.CITY})
+    assert forward.won[winner.key] == frozenset({ContactField.CITY})
+    assert forward.lost[loser.key] == frozenset({ContactField.CITY})
 
 
-def test_tie_on_time_with_the_stored_value_is_broken_by_the_key() -> None:
-    # Given a stored city from key "m" at T0
+def test_tie_on_time_with_the_stored_value_is_broken_by_the_key_digest() -> None:
+    # Given a stored city from key "m" at T0, and two keys whose digests sort below and above its digest
     state = stored(city=("Springfield", T0, "m"))
+    keys = sorted("abcdefghijklnopqrstuvwxyz", key=digest)
+    below = next(key for key in keys if digest(key) < digest("m"))
+    above = next(key for key in reversed(keys) if digest(key) > digest("m"))
 
-    # When changes at the same time arrive with a smaller and a greater key
-    result = merge(state, [event("a", T0, {ContactField.CITY: "Chicago"})])
-    later = merge(state, [event("z", T0, {ContactField.CITY: "Chicago"})])
+    # When changes at the same time arrive with each
+    result = merge(state, [event(below, T0, {ContactField.CITY: "Chicago"})])
+    later = merge(state, [event(above, T0, {ContactField.CITY: "Chicago"})])
 
-    # Then only the greater key replaces the stored value
+    # Then only the greater digest replaces the stored value
     assert result.fields[ContactField.CITY].value == "Springfield"
-    assert result.lost["a"] == frozenset({ContactField.CITY})
+    assert result.lost[below] == frozenset({ContactField.CITY})
     assert later.fields[ContactField.CITY].value == "Chicago"
-    assert later.won["z"] == frozenset({ContactField.CITY})
+    assert later.won[above] == frozenset({ContactField.CITY})
 
 
 def test_only_the_newest_of_several_changes_in_one_call_wins() -> None:
@@ -117,7 +121,7 @@ def test_fields_untouched_by_the_events_are_kept() -> None:
     result = merge(state, [event("b", T0 + 1, {ContactField.CITY: "Chicago"})])
 
     # Then the email is as stored
-    assert result.fields[ContactField.EMAIL] == FieldState(value="jane@example.com", occurred_at=T0, event_key="a")
+    assert result.fields[ContactField.EMAIL] == FieldState(value="jane@example.com", occurred_at=T0, event=digest("a"))
     assert result.fields[ContactField.CITY].value == "Chicago"
 
 
@@ -143,7 +147,7 @@ def test_a_newer_clear_wins_over_a_value() -> None:
     result = merge(state, [event("b", T0 + 1, {ContactField.PHONE: None})])
 
     # Then the field is known to be cleared
-    assert result.fields[ContactField.PHONE] == FieldState(value=None, occurred_at=T0 + 1, event_key="b")
+    assert result.fields[ContactField.PHONE] == FieldState(value=None, occurred_at=T0 + 1, event=digest("b"))
     assert result.won["b"] == frozenset({ContactField.PHONE})
 
 

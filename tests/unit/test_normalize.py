@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from webhook_adapter.merge import FieldState
+from webhook_adapter.merge import FieldState, digest
 from webhook_adapter.model import ContactField, FieldValue
 from webhook_adapter.normalize import (
     Group,
@@ -39,7 +41,7 @@ DE_ADDRESS: dict[ContactField, FieldValue] = {
 
 def known(values: dict[ContactField, FieldValue]) -> dict[ContactField, FieldState]:
     """Merged fields as the deliver step holds them (time and key do not matter to the plan)."""
-    return {name: FieldState(value=value, occurred_at=1, event_key=f"k-{name}") for name, value in values.items()}
+    return {name: FieldState(value=value, occurred_at=1, event=f"k-{name}") for name, value in values.items()}
 
 
 def plan(values: dict[ContactField, FieldValue]) -> Plan:
@@ -316,6 +318,11 @@ def test_untouched_groups_have_neither_value_nor_problem() -> None:
 # --- Plan.changes_since ------------------------------------------------------------------------
 
 
+def snapshot(customer_id: str, **values: Any) -> dict[str, str]:
+    """What the contact's state keeps of the values Sphere accepted: their digests, for one customer."""
+    return {"customerId": customer_id, **{name: digest(value) for name, value in values.items()}}
+
+
 def test_changes_since_sends_only_groups_that_differ() -> None:
     # Given a plan for email and phone, and Sphere already holding that email for this customer
     result = plan(
@@ -325,7 +332,7 @@ def test_changes_since_sends_only_groups_that_differ() -> None:
             ContactField.PHONE: "(312) 555-0123",
         }
     )
-    applied = {"customerId": CUSTOMER_ID, "email": "jane@example.com", "phone": "+13125550000"}
+    applied = snapshot(CUSTOMER_ID, email="jane@example.com", phone="+13125550000")
 
     # When the body is computed
     body = result.changes_since(applied)
@@ -336,17 +343,13 @@ def test_changes_since_sends_only_groups_that_differ() -> None:
 
 def test_changes_since_sends_nothing_when_sphere_has_everything() -> None:
     result = plan({ContactField.CUSTOMER_ID: CUSTOMER_ID, ContactField.EMAIL: "jane@example.com"})
-    assert result.changes_since({"customerId": CUSTOMER_ID, "email": "jane@example.com"}) == {}
+    assert result.changes_since(snapshot(CUSTOMER_ID, email="jane@example.com")) == {}
 
 
 def test_changes_since_sends_everything_when_applied_was_for_another_customer() -> None:
     # Given what was applied belongs to another Sphere customer (the contact was re-linked)
     result = plan({ContactField.CUSTOMER_ID: CUSTOMER_ID, ContactField.EMAIL: "jane@example.com", **DE_ADDRESS})
-    applied = {
-        "customerId": "customer_other1",
-        "email": "jane@example.com",
-        "address": result.desired[Group.ADDRESS],
-    }
+    applied = snapshot("customer_other1", email="jane@example.com", address=result.desired[Group.ADDRESS])
 
     # Then everything desired is sent
     assert result.changes_since(applied) == {
@@ -358,6 +361,6 @@ def test_changes_since_sends_everything_when_applied_was_for_another_customer() 
 def test_changes_since_compares_the_whole_address() -> None:
     result = plan({ContactField.CUSTOMER_ID: CUSTOMER_ID, **US_ADDRESS})
     old_address = {**result.desired[Group.ADDRESS], "line2": "Apt 3"}
-    assert result.changes_since({"customerId": CUSTOMER_ID, "address": old_address}) == {
+    assert result.changes_since(snapshot(CUSTOMER_ID, address=old_address)) == {
         "address": result.desired[Group.ADDRESS]
     }

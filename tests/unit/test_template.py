@@ -329,6 +329,7 @@ def test_receive_may_store_enqueue_and_read_the_source_secrets_only(template: di
         "xray:PutTraceSegments": ["*"],
         "xray:PutTelemetryRecords": ["*"],
         "dynamodb:BatchGetItem": table,
+        "dynamodb:BatchWriteItem": table,
         "dynamodb:PutItem": table,
         "sqs:SendMessage": [{"Fn::GetAtt": ["ChangesQueue", "Arn"]}],
         "secretsmanager:GetSecretValue": [{"Ref": "HubSpotSecretArn"}, {"Ref": "GenericSecretArn"}],
@@ -348,9 +349,9 @@ def test_deliver_may_poll_back_off_record_and_read_the_sphere_token_only(templat
         "logs:PutLogEvents": [{"Fn::GetAtt": ["DeliverLogGroup", "Arn"]}],
         "xray:PutTraceSegments": ["*"],
         "xray:PutTelemetryRecords": ["*"],
-        "dynamodb:GetItem": table,
         "dynamodb:BatchGetItem": table,
         "dynamodb:PutItem": table,
+        "dynamodb:BatchWriteItem": table,
         "dynamodb:UpdateItem": table,
         "sqs:ReceiveMessage": queue,
         "sqs:DeleteMessage": queue,
@@ -405,12 +406,11 @@ def test_the_table_keys_and_indexes_are_the_ones_the_store_uses(template: dict[s
         for index in properties["GlobalSecondaryIndexes"]
     }
 
-    # Then they are pk/sk and the two sparse GSIs, every key a string
-    assert attributes == dict.fromkeys(["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"], "S")
+    # Then they are pk/sk (a contact and its items) and one sparse status index, every key a string
+    assert attributes == dict.fromkeys(["pk", "sk", "status_bucket", "status_at"], "S")
     assert keys == [("pk", "HASH"), ("sk", "RANGE")]
     assert indexes == {
-        "ContactHistory": ([("gsi1pk", "HASH"), ("gsi1sk", "RANGE")], {"ProjectionType": "ALL"}),
-        "StatusByTime": ([("gsi2pk", "HASH"), ("gsi2sk", "RANGE")], {"ProjectionType": "ALL"}),
+        "StatusByTime": ([("status_bucket", "HASH"), ("status_at", "RANGE")], {"ProjectionType": "ALL"}),
     }
 
 

@@ -1,19 +1,30 @@
-"""SQS at the rim of the deliver step: one queue message in, delivered or delayed for a retry.
+"""SQS at the rim of the deliver step: a batch of FIFO messages in, the ones to retry out.
 
 Also the deliver function's wiring: the step and its collaborators, built once per warm container.
+
+``deliver_batch`` is the one place deliver's errors are handled. Per message group (one contact),
+messages go in order; once one fails, the group's later messages in the batch are not tried, and
+every one of them is hidden for the same backoff (Sphere's ``Retry-After`` when it gave one), so
+the contact's order holds and no message keeps the queue's long default visibility. On a
+message's last allowed receive its events are recorded ``dead_lettered``: SQS then moves it to the
+dead-letter queue, and no event is left without a record.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
+from pydantic import ValidationError
 
 from webhook_adapter import aws
-from webhook_adapter.deliver import Delivery, RetryLater
+from webhook_adapter.deliver import Delivery
 from webhook_adapter.enqueue import ChangeQueue
-from webhook_adapter.errors import StorageUnavailable
+from webhook_adapter.errors import PoisonMessage, SphereUnavailable, StorageUnavailable, TransientError
 from webhook_adapter.model import ContactChange
+from webhook_adapter.outcome import SphereResult
 from webhook_adapter.runtime import cached, now_ms, on_reset
 from webhook_adapter.secrets import read_secret
 from webhook_adapter.settings import deliver_settings
@@ -23,9 +34,12 @@ from webhook_adapter.store import EventStore
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-__all__ = ["change_queue", "deliver_record", "delivery"]
+__all__ = ["HELD_BEHIND_FAILURE", "change_queue", "deliver_batch", "delivery"]
 
 logger = Logger(child=True)
+
+HELD_BEHIND_FAILURE = "an earlier change of this contact failed"
+"""Why a message that was not tried is retried: its contact's earlier message failed in the same batch."""
 
 
 @cached
@@ -61,20 +75,111 @@ def change_queue() -> ChangeQueue:
     return ChangeQueue(aws.sqs(), deliver_settings().queue_url)
 
 
-def deliver_record(record: SQSRecord) -> None:
-    """Deliver one SQS message; on a transient failure delay it and raise so the batch reports it failed.
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A failed message group: how long its messages wait, and why."""
+
+    delay_seconds: int
+    reason: str
+
+
+def deliver_batch(records: Sequence[SQSRecord]) -> list[str]:
+    """Deliver a batch in order per message group; the message ids to report as failed (to retry).
+
+    Never raises for a message's failure: each one is recorded and delayed, and the other groups go on.
+    """
+    failed: list[str] = []
+    held: dict[str, _Held] = {}
+    for record in records:
+        group = record.attributes.message_group_id or record.message_id
+        if group in held:
+            _hold(record, held[group])
+        else:
+            failure = _deliver(record)
+            if failure is None:
+                continue
+            held[group] = failure
+        failed.append(record.message_id)
+    return failed
+
+
+def _attempt(record: SQSRecord) -> int:
+    return int(record.attributes.approximate_receive_count or "1")
+
+
+def _change(record: SQSRecord) -> ContactChange:
+    """The message's contact change.
 
     Raises:
-        RetryLater: the change will be retried after the delay set on the message.
-        pydantic.ValidationError: the message body is not a contact change (it ends in the DLQ).
+        PoisonMessage: the body is not a contact change.
     """
-    change = ContactChange.model_validate_json(record.body)
-    attempt = int(record.attributes.approximate_receive_count or "1")
+    try:
+        return ContactChange.model_validate_json(record.body)
+    except ValidationError as exc:
+        raise PoisonMessage(f"message {record.message_id} is not a contact change") from exc
+
+
+def _deliver(record: SQSRecord) -> _Held | None:
+    """Deliver one message; ``None`` when done, else how long its group waits (the failure is recorded)."""
+    try:
+        change = _change(record)
+    except PoisonMessage as exc:
+        # No retry can help: it returns at once and reaches the dead-letter queue after its allowed receives.
+        logger.error("message cannot be delivered", message_id=record.message_id, error=exc.message)
+        return _Held(0, exc.message)
+    attempt = _attempt(record)
     try:
         delivery().deliver(change, attempt=attempt)
-    except RetryLater as exc:
+    except TransientError as exc:
+        held = _Held(delivery().retry_delay(attempt, exc.retry_after), exc.message)
+        return _retry_later(record, change, held, result=exc.result if isinstance(exc, SphereUnavailable) else None)
+    except Exception:  # one message's unforeseen fault must not fail the batch's other contacts
+        logger.exception("delivery failed unexpectedly", message_id=record.message_id)
+        return _retry_later(record, change, _Held(delivery().retry_delay(attempt), "delivery failed unexpectedly"))
+    return None
+
+
+def _hold(record: SQSRecord, held: _Held) -> None:
+    """A message behind its group's failure: not tried, delayed as long as the failed one."""
+    try:
+        change = _change(record)
+    except PoisonMessage:
+        _delay(record, held.delay_seconds)
+        return
+    _retry_later(record, change, _Held(held.delay_seconds, HELD_BEHIND_FAILURE), record_unless_last=False)
+
+
+def _retry_later(
+    record: SQSRecord,
+    change: ContactChange,
+    held: _Held,
+    *,
+    result: SphereResult | None = None,
+    record_unless_last: bool = True,
+) -> _Held:
+    """Record the failed attempt (``dead_lettered`` on the last allowed receive) and delay the message."""
+    attempt = _attempt(record)
+    last = attempt >= delivery().settings.max_receive_count
+    logger.warning(
+        "delivery failed, dead-lettered" if last else "delivery failed, will retry",
+        source=change.source,
+        events=len(change.events),
+        attempt=attempt,
+        reason=held.reason,
+        delay_seconds=0 if last else held.delay_seconds,
+    )
+    if last or record_unless_last:
         try:
-            change_queue().delay(record.receipt_handle, exc.delay_seconds)
-        except StorageUnavailable:
-            logger.warning("could not delay the message; it returns after the queue's visibility timeout")
-        raise
+            delivery().record_failure(change, held.reason, attempt=attempt, last=last, result=result)
+        except StorageUnavailable as exc:
+            logger.error("could not record the failed attempt", source=change.source, error=exc.message)
+    # On the last receive the delay only keeps the change from the dead-letter queue: let it go now.
+    _delay(record, 0 if last else held.delay_seconds)
+    return held
+
+
+def _delay(record: SQSRecord, seconds: int) -> None:
+    try:
+        change_queue().delay(record.receipt_handle, seconds)
+    except StorageUnavailable:
+        logger.warning("could not delay the message; it returns after the queue's visibility timeout")

@@ -1,40 +1,43 @@
-"""Deliver one queued contact change: merge it, decide what Sphere needs, call Sphere, record each event.
+"""Deliver one queued contact change: decide what Sphere needs, call Sphere, record each event.
 
-The steps, in order:
+The steps, in order — reads first, one pure decision, then the call and the writes:
 
-1. Skip events that already ended (a redelivered message, a CRM retry re-queued after 5 minutes).
-2. Merge the rest into the contact's stored fields (newest change per field wins).
-3. Plan the request from the merged state: only valid, complete request fields, only those that
-   differ from what Sphere last accepted for this customer (``unchanged`` costs no call).
-4. Call Sphere when there is a customer id and something to send.
-5. Save the contact's state, then record every event's outcome.
+1. Read the contact's state and its events' items in one call; skip events that already ended
+   (a redelivered message, a CRM retry queued again after SQS's 5-minute deduplication window).
+2. ``decide``: merge the rest into the contact's fields (newest change per field wins) and plan the
+   request — only valid, complete request fields, only those that differ from what Sphere last
+   accepted for this customer (``unchanged`` costs no call).
+3. Call Sphere when there is a customer id and something to send.
+4. Save the contact's state, then record every event's outcome.
 
-A transient failure raises ``RetryLater`` after recording ``retrying`` (or ``dead_lettered`` on the
-last allowed receive): the handler delays the message and reports it failed, and the FIFO group
-waits, so a contact's older change is never applied after a newer one.
+Failures are raised, never recorded here: a ``TransientError`` (Sphere, DynamoDB, Secrets Manager)
+goes to ``consume.deliver_batch``, which records ``retrying`` or ``dead_lettered`` and delays the
+message; its FIFO group waits, so a contact's older change is never applied after a newer one.
+When Sphere's answer is lost the merged fields are saved first, so a late older change of the
+same field is superseded rather than sent over a value Sphere may already hold.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from webhook_adapter.errors import StorageUnavailable
+from webhook_adapter.errors import SphereRefused, SphereUnavailable
 from webhook_adapter.masking import mask_request
-from webhook_adapter.merge import ContactState, MergeResult, merge
+from webhook_adapter.merge import ContactState, MergeResult, digest, merge
 from webhook_adapter.model import TERMINAL_STATUSES, ContactChange, ContactField, SourceEvent, Status
 from webhook_adapter.normalize import Group, Plan, group_of, plan_request
 from webhook_adapter.outcome import Outcome, SphereResult
 from webhook_adapter.settings import DeliverSettings
-from webhook_adapter.sphere import SphereClient, SphereRefused, SphereUnavailable
-from webhook_adapter.store import EventStore, StaleContactState
+from webhook_adapter.sphere import SphereClient
+from webhook_adapter.store import EventStore
 from webhook_adapter.telemetry import count
 
-__all__ = ["Delivery", "RetryLater", "backoff_seconds", "event_outcome"]
+__all__ = ["Decision", "Delivery", "after_call", "backoff_seconds", "decide", "event_outcome", "outcomes_of"]
 
 logger = Logger(child=True)
 
@@ -42,15 +45,6 @@ MAX_VISIBILITY_SECONDS = 43_200
 """SQS's ceiling for a message's visibility timeout (12 hours)."""
 _STATUS_PRECEDENCE = (Status.REJECTED, Status.UNMAPPED, Status.INCOMPLETE, Status.DELIVERED, Status.UNCHANGED)
 """When one event touches several request fields, the outcome that most needs an operator wins."""
-
-
-class RetryLater(Exception):
-    """The change could not be delivered now; hide the message for ``delay_seconds`` and try again."""
-
-    def __init__(self, reason: str, delay_seconds: int) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.delay_seconds = delay_seconds
 
 
 def backoff_seconds(
@@ -92,6 +86,10 @@ def event_outcome(
     """
     won = merged.won[event.key]
     base = {"customer_id": plan.customer_id}
+    if event.refused:
+        # A value the source refused on arrival (over the length cap) never entered the state: say so.
+        reason = "; ".join(f"{name}: {why}" for name, why in sorted(event.refused.items()))
+        return Outcome(status=Status.REJECTED, reason=reason, **base)
     if not won:
         return Outcome(
             status=Status.SUPERSEDED, reason="a newer change of the same fields was already received", **base
@@ -145,16 +143,86 @@ def _group_outcome(
     return Outcome(status=Status.DELIVERED, request=masked, sphere=result, **base)
 
 
-def _remember(snapshot: dict[str, Any], customer_id: str, values: dict[str, Any]) -> dict[str, Any]:
-    """``snapshot`` (for ``customer_id``; another customer's is dropped) updated with ``values``."""
+def _remember(snapshot: Mapping[str, str], customer_id: str, values: Mapping[str, Any]) -> dict[str, str]:
+    """``snapshot`` (for ``customer_id``; another customer's is dropped) updated with the digests of ``values``."""
     base = snapshot if snapshot.get("customerId") == customer_id else {}
-    return {**base, **values, "customerId": customer_id}
+    return {**base, **{name: digest(value) for name, value in values.items()}, "customerId": customer_id}
 
 
 def _refused_fields(body: dict[str, Any], result: SphereResult) -> dict[str, Any]:
     """The part of the body a refusal is about: the field its code names (``address/invalid``), else all of it."""
     area = (result.code or "").split("/", 1)[0]
     return {area: body[area]} if area in body else dict(body)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do with a contact's pending events: the merged fields, the plan, and the body to send."""
+
+    merged: MergeResult
+    plan: Plan
+    body: dict[str, Any]
+    """The request body (empty when there is nothing to send or no customer id)."""
+    skipped: frozenset[Group]
+    """Request fields left out because Sphere refused the same value before."""
+
+
+def decide(
+    state: ContactState,
+    pending: Sequence[SourceEvent],
+    *,
+    default_region: str,
+    countries_requiring_state: frozenset[str],
+) -> Decision:
+    """Merge ``pending`` into the state and plan the request: pure, no I/O."""
+    merged = merge(state, pending)
+    plan = plan_request(
+        merged.fields, default_region=default_region, countries_requiring_state=countries_requiring_state
+    )
+    if plan.customer_id is None:
+        return Decision(merged, plan, {}, frozenset())
+    won = frozenset[ContactField]().union(*merged.won.values())
+    # Only what these events changed is sent (all of it once the customer id itself changes): a request field
+    # that differs from what Sphere accepted for another reason belongs to a change still on its way.
+    fed = set(Group) if ContactField.CUSTOMER_ID in won else {group for name in won if (group := group_of(name))}
+    body = {name: value for name, value in plan.changes_since(state.applied, state.refused).items() if name in fed}
+    return Decision(merged, plan, body, plan.refused_before(state.refused))
+
+
+def after_call(state: ContactState, decision: Decision, result: SphereResult | None, *, refused: bool) -> ContactState:
+    """The contact's state once Sphere answered (or was not called): its fields and what Sphere accepted or refused."""
+    applied, refusals = dict(state.applied), dict(state.refused)
+    customer_id, body = decision.plan.customer_id, decision.body
+    if customer_id and body and result is not None:
+        if refused:
+            refusals = _remember(refusals, customer_id, _refused_fields(body, result))
+        else:
+            applied = _remember(applied, customer_id, body)
+            refusals = {name: value for name, value in refusals.items() if name not in body}
+    return ContactState(decision.merged.fields, applied, state.version, refusals)
+
+
+def outcomes_of(
+    pending: Sequence[SourceEvent], decision: Decision, result: SphereResult | None, *, refused: bool
+) -> list[tuple[SourceEvent, Outcome]]:
+    """Each pending event's outcome once Sphere answered (or was not called)."""
+    masked = mask_request(decision.body) if decision.body else None
+    return [
+        (
+            event,
+            event_outcome(
+                event,
+                decision.merged,
+                decision.plan,
+                sent=decision.body,
+                result=result,
+                refused=refused,
+                skipped=decision.skipped,
+                masked=masked,
+            ),
+        )
+        for event in pending
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,20 +234,8 @@ class Delivery:
     settings: DeliverSettings
     now_ms: Callable[[], int]
 
-    def deliver(self, change: ContactChange, *, attempt: int) -> list[tuple[SourceEvent, Outcome]]:
-        """Deliver one contact change (``attempt`` counts from 1) and record each event's outcome.
-
-        Raises:
-            RetryLater: Sphere or DynamoDB failed in a way worth retrying.
-        """
-        try:
-            return self._deliver(change, attempt=attempt)
-        except StorageUnavailable as exc:
-            raise RetryLater(str(exc), self._delay(attempt)) from exc
-        except StaleContactState as exc:
-            raise RetryLater(str(exc), 1) from exc
-
-    def _delay(self, attempt: int, retry_after: float | None = None) -> int:
+    def retry_delay(self, attempt: int, retry_after: float | None = None) -> int:
+        """Seconds to wait before the next attempt of a change that failed on ``attempt``."""
         return backoff_seconds(
             attempt,
             base=self.settings.retry_base_seconds,
@@ -187,53 +243,45 @@ class Delivery:
             retry_after=retry_after,
         )
 
-    def _deliver(self, change: ContactChange, *, attempt: int) -> list[tuple[SourceEvent, Outcome]]:
-        statuses = self.store.event_statuses(change.source, [event.key for event in change.events])
-        pending = [event for event in change.events if statuses.get(event.key) not in TERMINAL_STATUSES]
+    def deliver(self, change: ContactChange, *, attempt: int) -> list[tuple[SourceEvent, Outcome]]:
+        """Deliver one contact change (``attempt`` counts from 1) and record each event's outcome.
+
+        Raises:
+            TransientError: Sphere, DynamoDB or Secrets Manager failed in a way worth retrying; nothing
+                is recorded for the events (the caller records the failed attempt).
+        """
+        state, prior = self.store.load_change(change)
+        pending = [event for event in change.events if prior.get(event.key, {}).get("status") not in TERMINAL_STATUSES]
         if not pending:
             logger.info("change already delivered", source=change.source, events=len(change.events))
             return []
-        state = self.store.load_contact(change.source, change.contact_id)
-        merged = merge(state, pending)
-        plan = plan_request(
-            merged.fields,
+        decision = decide(
+            state,
+            pending,
             default_region=self.settings.default_phone_region,
             countries_requiring_state=self.settings.countries_requiring_state,
         )
-        body = plan.changes_since(state.applied, state.refused) if plan.customer_id else {}
-        skipped = plan.refused_before(state.refused) if plan.customer_id else frozenset()
-        result, refused, applied, refusals = None, False, dict(state.applied), dict(state.refused)
-        if plan.customer_id and body:
+        result, refused = None, False
+        if decision.body and decision.plan.customer_id:
             try:
-                result = self.sphere.update_customer(plan.customer_id, body)
+                result = self.sphere.update_customer(decision.plan.customer_id, decision.body)
             except SphereRefused as exc:
                 result, refused = exc.result, True
-                refusals = _remember(refusals, plan.customer_id, _refused_fields(body, exc.result))
-            except SphereUnavailable as exc:
-                self._record_retry(change, pending, plan, exc, attempt=attempt)
-                raise RetryLater(exc.reason, self._delay(attempt, exc.retry_after)) from exc
-            else:
-                applied = _remember(applied, plan.customer_id, body)
-                refusals = {name: value for name, value in refusals.items() if name not in body}
+            except SphereUnavailable:
+                # Sphere may have applied it and lost its answer: keep the merged fields, so a late older
+                # change of the same field is superseded instead of sent over it (what Sphere accepted stays
+                # as it was, so the retry sends the values again).
+                if decision.merged.fields != state.fields:
+                    kept = ContactState(decision.merged.fields, state.applied, state.version, state.refused)
+                    self.store.save_contact(change.source, change.contact_id, kept, now_ms=self.now_ms())
+                raise
         now = self.now_ms()
         self.store.save_contact(
-            change.source,
-            change.contact_id,
-            ContactState(merged.fields, applied, state.version, refusals),
-            now_ms=now,
+            change.source, change.contact_id, after_call(state, decision, result, refused=refused), now_ms=now
         )
-        masked = mask_request(body) if body else None
-        outcomes = [
-            (
-                event,
-                event_outcome(
-                    event, merged, plan, sent=body, result=result, refused=refused, skipped=skipped, masked=masked
-                ),
-            )
-            for event in pending
-        ]
+        outcomes = outcomes_of(pending, decision, result, refused=refused)
+        self.store.record_outcomes(change, outcomes, prior=prior, attempts=attempt, now_ms=now)
         for event, outcome in outcomes:
-            self.store.record_outcome(change, event, outcome, attempts=attempt, now_ms=now)
             count("EventOutcome", 1, source=change.source, status=str(outcome.status))
             logger.info(
                 "event delivered" if outcome.status is Status.DELIVERED else "event settled",
@@ -244,21 +292,17 @@ class Delivery:
             )
         return outcomes
 
-    def _record_retry(
-        self, change: ContactChange, events: list[SourceEvent], plan: Plan, exc: SphereUnavailable, *, attempt: int
+    def record_failure(
+        self, change: ContactChange, reason: str, *, attempt: int, last: bool, result: SphereResult | None = None
     ) -> None:
-        last = attempt >= self.settings.max_receive_count
+        """Record a failed attempt on the change's events that have not ended: ``retrying``, or ``dead_lettered``.
+
+        Raises:
+            StorageUnavailable: the record could not be written.
+        """
         status = Status.DEAD_LETTERED if last else Status.RETRYING
-        reason = exc.reason + ("; moved to the dead-letter queue" if last else "")
-        outcome = Outcome(status=status, reason=reason, customer_id=plan.customer_id, sphere=exc.result)
-        now = self.now_ms()
-        for event in events:
-            self.store.record_outcome(change, event, outcome, attempts=attempt, now_ms=now)
-        count("EventOutcome", len(events), source=change.source, status=str(status))
-        logger.warning(
-            "delivery failed, will retry" if not last else "delivery failed, dead-lettered",
-            source=change.source,
-            events=len(events),
-            attempt=attempt,
-            reason=exc.reason,
+        outcome = Outcome(
+            status=status, reason=reason + ("; moved to the dead-letter queue" if last else ""), sphere=result
         )
+        self.store.record_failure(change, change.events, outcome, attempts=attempt, now_ms=self.now_ms())
+        count("EventOutcome", len(change.events), source=change.source, status=str(status))

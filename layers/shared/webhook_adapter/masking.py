@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
@@ -9,7 +11,12 @@ from aws_lambda_powertools.utilities.data_masking import DataMasking
 
 from webhook_adapter.dotted import MISSING, lookup
 
-__all__ = ["MASKED_PATHS", "mask_request"]
+__all__ = ["MASK", "MASKED_PATHS", "mask_request", "redact_text", "text_values"]
+
+MASK = "***"
+_EMAIL = re.compile(r"[^\s@'\"<>(),;:]+@[^\s@'\"<>(),;:]+")
+_NUMBER = re.compile(r"\+?\d[\d\s().-]{4,}\d")
+"""Six or more digits (phone numbers, tax numbers, postal codes with separators): never kept in a recorded text."""
 
 MASKED_PATHS = ("email", "phone", "address.line1", "address.line2", "address.postalCode")
 """Request fields an operator does not need to read an outcome: contact details and the street."""
@@ -27,3 +34,22 @@ def mask_request(body: dict[str, Any]) -> dict[str, Any]:
         return dict(body)
     masked: dict[str, Any] = _masker().erase(body, fields=present)
     return masked
+
+
+def text_values(value: Any) -> Iterable[str]:
+    """Every string inside a JSON value (what a request sent, to find it echoed back)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from text_values(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from text_values(item)
+
+
+def redact_text(text: str, values: Iterable[str] = ()) -> str:
+    """``text`` (an error detail from Sphere) without the ``values`` it repeats, email addresses or long numbers."""
+    for value in sorted({value for value in values if len(value) >= 3}, key=len, reverse=True):
+        text = re.sub(re.escape(value), MASK, text, flags=re.IGNORECASE)
+    return _NUMBER.sub(MASK, _EMAIL.sub(MASK, text))

@@ -1,18 +1,33 @@
 """Per-field merge of a contact's changes: the newest value of each field wins, whatever the arrival order.
 
 Pure: the stored state and the new events go in, the new state and which event won which field
-come out. Order is the CRM's change time, then the event key (a stable tie-break).
+come out. Order is the CRM's change time, then the event's digest (a stable tie-break).
+
+The state keeps digests, not copies, of event keys and of what Sphere accepted or refused: it is
+rewritten on every delivery, so it stays small (one DynamoDB write unit) and bounded whatever the
+CRM sends.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from webhook_adapter.model import ContactField, FieldValue, SourceEvent
 
-__all__ = ["ContactState", "FieldState", "MergeResult", "merge"]
+__all__ = ["ContactState", "FieldState", "MergeResult", "digest", "merge"]
+
+_DIGEST_CHARS = 16
+"""64 bits: collisions among one contact's values or same-millisecond events are out of reach."""
+
+
+def digest(value: Any) -> str:
+    """A short, stable fingerprint of a JSON value (an event key, a request field's value)."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:_DIGEST_CHARS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,12 +36,13 @@ class FieldState:
 
     value: FieldValue
     occurred_at: int
-    event_key: str
+    event: str
+    """The ``digest`` of the key of the event the value came from."""
 
     @property
     def order(self) -> tuple[int, str]:
         """What decides which of two values of a field is newer."""
-        return (self.occurred_at, self.event_key)
+        return (self.occurred_at, self.event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +50,11 @@ class ContactState:
     """What is known of a contact: its fields, what Sphere accepted and refused, and a version."""
 
     fields: Mapping[ContactField, FieldState] = field(default_factory=dict)
-    applied: Mapping[str, Any] = field(default_factory=dict)
-    """The last values Sphere accepted, by request field, with the ``customerId`` they were sent to."""
+    applied: Mapping[str, str] = field(default_factory=dict)
+    """Digests of the last values Sphere accepted, by request field, with the ``customerId`` they were sent to."""
     version: int = 0
-    refused: Mapping[str, Any] = field(default_factory=dict)
-    """Values Sphere refused for good (4xx), in the same shape: not sent again until they change."""
+    refused: Mapping[str, str] = field(default_factory=dict)
+    """Digests of values Sphere refused for good (4xx), in the same shape: not sent again until they change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +73,16 @@ def merge(state: ContactState, events: Iterable[SourceEvent]) -> MergeResult:
     """
     fields = dict(state.fields)
     events = list(events)
+    digests = {event.key: digest(event.key) for event in events}
     for event in events:
         for name, value in event.changes.items():
-            candidate = FieldState(value=value, occurred_at=event.occurred_at, event_key=event.key)
+            candidate = FieldState(value=value, occurred_at=event.occurred_at, event=digests[event.key])
             current = fields.get(name)
             if current is None or candidate.order > current.order:
                 fields[name] = candidate
     won = {
-        event.key: frozenset(name for name in event.changes if fields[name].event_key == event.key) for event in events
+        event.key: frozenset(name for name in event.changes if fields[name].event == digests[event.key])
+        for event in events
     }
     lost = {event.key: frozenset(event.changes) - won[event.key] for event in events}
     return MergeResult(fields=fields, won=won, lost=lost)

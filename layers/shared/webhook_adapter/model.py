@@ -84,6 +84,8 @@ class SourceEvent(BaseModel):
     """When the change happened in the CRM, epoch milliseconds: the order of changes per field."""
     kind: Annotated[str, Field(max_length=128)]
     changes: dict[ContactField, FieldValue] = Field(default_factory=dict)
+    refused: dict[ContactField, str] = Field(default_factory=dict)
+    """Fields the source refused on arrival (a value over the length cap, ...), with why; never in ``changes``."""
     settled: Status | None = None
     reason: str | None = None
 

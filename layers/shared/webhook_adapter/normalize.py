@@ -18,13 +18,15 @@ import phonenumbers
 import pycountry
 from email_validator import EmailNotValidError, validate_email
 
-from webhook_adapter.merge import FieldState
+from webhook_adapter.errors import InvalidValue
+from webhook_adapter.merge import FieldState, digest
 from webhook_adapter.model import ContactField
 
 __all__ = [
     "ADDRESS_FIELDS",
     "CUSTOMER_ID_PATTERN",
     "Group",
+    "InvalidValue",
     "Plan",
     "Problem",
     "group_of",
@@ -70,10 +72,6 @@ def group_of(name: ContactField) -> Group | None:
     if name in ADDRESS_FIELDS:
         return Group.ADDRESS
     return None
-
-
-class InvalidValue(ValueError):
-    """A field's value cannot be normalized; the message says why without repeating the value."""
 
 
 def normalize_email(value: str) -> str:
@@ -158,26 +156,27 @@ class Plan:
     invalid_fields: dict[ContactField, str] = field(default_factory=dict)
     customer_id_problem: str | None = None
 
-    def _snapshot(self, snapshot: Mapping[str, Any]) -> Mapping[str, Any]:
+    def _snapshot(self, snapshot: Mapping[str, str]) -> Mapping[str, str]:
         return snapshot if snapshot.get("customerId") == self.customer_id else {}
 
-    def changes_since(self, applied: Mapping[str, Any], refused: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def changes_since(self, applied: Mapping[str, str], refused: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The request body: desired values that differ from what Sphere last accepted for this customer.
 
-        A value Sphere refused for good is left out until it changes in the CRM, so it neither
-        repeats the refusal nor drags the contact's other changes into it.
+        ``applied`` and ``refused`` hold value digests by request field (``merge.digest``). A value
+        Sphere refused for good is left out until it changes in the CRM, so it neither repeats the
+        refusal nor drags the contact's other changes into it.
         """
         accepted, refusals = self._snapshot(applied), self._snapshot(refused or {})
         return {
             str(group): value
             for group, value in self.desired.items()
-            if accepted.get(str(group)) != value and refusals.get(str(group)) != value
+            if digest(value) not in (accepted.get(str(group)), refusals.get(str(group)))
         }
 
-    def refused_before(self, refused: Mapping[str, Any]) -> frozenset[Group]:
+    def refused_before(self, refused: Mapping[str, str]) -> frozenset[Group]:
         """Request fields whose value Sphere already refused for this customer (left out of the body)."""
         refusals = self._snapshot(refused)
-        return frozenset(group for group, value in self.desired.items() if refusals.get(str(group)) == value)
+        return frozenset(group for group, value in self.desired.items() if refusals.get(str(group)) == digest(value))
 
 
 def _value(fields: Mapping[ContactField, FieldState], name: ContactField) -> str | None:

@@ -1,10 +1,12 @@
-"""Receive a webhook: check it, verify it, split it into events, queue the new ones, record them all.
+"""Receive a webhook: check it, verify it, split it into events, queue the new ones, record the settled ones.
 
-Storage-first: the answer is 2xx only once every new event is on the queue and recorded; any
-failure before that answers 5xx and the CRM retries. Queue first, record second: an event is
-recorded as known only after it is on its way, so "known" always means "queued" and a retry of
-a request that failed half-way re-queues what was not recorded (SQS's deduplication id and the
-deliver step's status check absorb the repeat).
+All or nothing: everything that can refuse the request (size, content type, signature, payload,
+that every message encodes) runs before the first message is queued. The answer is 2xx only
+once every new event to deliver is on the queue and every event settled on arrival (ignored,
+incomplete, refused) is recorded; any failure before that answers 5xx and the CRM retries the
+whole request: SQS's deduplication id drops what it already took within 5 minutes, and deliver
+skips events that already have a final status after that. Events on their way have no item yet:
+deliver writes each one once, when it ends (one write instead of two).
 """
 
 from __future__ import annotations
@@ -14,10 +16,15 @@ from dataclasses import dataclass, field
 
 from aws_lambda_powertools import Logger
 
-from webhook_adapter.enqueue import ChangeQueue
-from webhook_adapter.errors import BodyTooLarge, UnknownSource, VerificationUnavailable
-from webhook_adapter.model import ContactChange, SourceEvent, Status
-from webhook_adapter.secrets import SecretUnavailable
+from webhook_adapter.enqueue import ChangeQueue, messages_for
+from webhook_adapter.errors import (
+    BodyTooLarge,
+    InvalidPayload,
+    SecretUnavailable,
+    UnknownSource,
+    VerificationUnavailable,
+)
+from webhook_adapter.model import ContactChange, SourceEvent
 from webhook_adapter.settings import ReceiveSettings
 from webhook_adapter.sources import Source, WebhookRequest, get_source
 from webhook_adapter.store import EventStore
@@ -84,7 +91,8 @@ class Receiver:
         """Check, verify, parse, queue and record one webhook request.
 
         Raises:
-            UnknownSource, BodyTooLarge, UnsupportedMediaType, SignatureError, InvalidPayload: bad input (4xx).
+            UnknownSource, BodyTooLarge, UnsupportedMediaType, SignatureError, InvalidPayload: bad input (4xx),
+                raised before anything is queued or recorded.
             VerificationUnavailable, StorageUnavailable: the adapter could not take it now (5xx).
         """
         source = self.source_for(request.source)
@@ -100,22 +108,25 @@ class Receiver:
         for event in source.parse(request):
             unique.setdefault(event.key, event)  # a batch may repeat an event: it counts once
         events = list(unique.values())
-        known = self.store.event_statuses(source.name, [event.key for event in events])
+        known = self.store.known_events(source.name, events)
         new = [event for event in events if event.key not in known]
         received_at = int(request.received_at * 1000)
-        changes = group_by_contact(source.name, [event for event in new if event.settled is None], received_at)
-        if changes:
-            self.queue.send(changes)
-        if new:
-            self.store.record_received(source.name, new, status=Status.QUEUED, now_ms=received_at)
-        settled: dict[str, list[str]] = {}
-        for event in new:
-            if event.settled is not None:
-                settled.setdefault(str(event.settled), []).append(event.event_id)
+        settled = [event for event in new if event.settled is not None]
+        _require_encodable(settled)
+        messages = messages_for(
+            group_by_contact(source.name, [event for event in new if event.settled is None], received_at)
+        )
+        if messages:
+            self.queue.send(messages)
+        if settled:
+            self.store.record_settled(source.name, settled, now_ms=received_at)
+        settled_ids: dict[str, list[str]] = {}
+        for event in settled:
+            settled_ids.setdefault(str(event.settled), []).append(event.event_id)
         receipt = Receipt(
             accepted=[event.event_id for event in new],
             duplicates=[event.event_id for event in events if event.key in known],
-            settled=settled,
+            settled=settled_ids,
         )
         count("EventsAccepted", len(receipt.accepted), source=source.name)
         count("EventsDuplicate", len(receipt.duplicates), source=source.name)
@@ -124,6 +135,19 @@ class Receiver:
             source=source.name,
             accepted=len(receipt.accepted),
             duplicates=len(receipt.duplicates),
-            queued_changes=len(changes),
+            queued_messages=len(messages),
         )
         return receipt
+
+
+def _require_encodable(events: Sequence[SourceEvent]) -> None:
+    """Refuse the request, before anything is queued, if an event to record holds text that cannot be stored.
+
+    Raises:
+        InvalidPayload: an event holds a lone surrogate or other text that is not valid UTF-8.
+    """
+    for event in events:
+        try:
+            event.model_dump_json().encode()
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise InvalidPayload("an event holds text that cannot be encoded as UTF-8") from exc

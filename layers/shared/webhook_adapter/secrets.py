@@ -9,16 +9,9 @@ from __future__ import annotations
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
-from webhook_adapter.errors import AdapterError
+from webhook_adapter.errors import SecretUnavailable
 
 __all__ = ["SecretUnavailable", "read_secret", "read_secret_values"]
-
-
-class SecretUnavailable(AdapterError):
-    """A secret could not be read (missing, no permission, Secrets Manager unreachable)."""
-
-    status_code = 503
-    code = "secret_unavailable"
 
 
 def read_secret(secret_id: str, *, max_age: int, refresh: bool = False) -> str:

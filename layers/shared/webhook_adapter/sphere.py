@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from webhook_adapter.errors import SphereRefused, SphereUnavailable
+from webhook_adapter.masking import redact_text, text_values
 from webhook_adapter.outcome import SphereResult
 
 __all__ = ["SphereClient", "SphereRefused", "SphereUnavailable", "parse_retry_after"]
@@ -28,24 +30,6 @@ _MAX_DETAIL = 300
 
 type TokenSource = Callable[[bool], str]
 """Returns Sphere's API key; called with ``True`` to bypass the cache after a 401."""
-
-
-class SphereUnavailable(Exception):
-    """Sphere could not take the request now; retry later (after ``retry_after`` seconds if Sphere said)."""
-
-    def __init__(self, reason: str, *, retry_after: float | None = None, result: SphereResult | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-        self.result = result
-
-
-class SphereRefused(Exception):
-    """Sphere refused the request for good (a 4xx other than 401 and 429)."""
-
-    def __init__(self, result: SphereResult) -> None:
-        super().__init__(result.code or f"HTTP {result.http_status}")
-        self.result = result
 
 
 class _Criteria(BaseModel):
@@ -80,8 +64,12 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     return max(0.0, moment.timestamp() - now)
 
 
-def _error_result(response: httpx.Response) -> SphereResult:
-    """Sphere's error in either documented format, or just the status for a non-JSON body."""
+def _error_result(response: httpx.Response, sent: dict[str, Any]) -> SphereResult:
+    """Sphere's error in either documented format, or just the status for a non-JSON body.
+
+    Its ``detail`` is kept for the operator without what it may echo of ``sent`` (or any email or
+    long number): it is recorded with the outcome, where contact details are never stored unmasked.
+    """
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -94,18 +82,23 @@ def _error_result(response: httpx.Response) -> SphereResult:
     def text(*names: str) -> str | None:
         for name in names:
             if isinstance(body.get(name), (str, int)):
-                return str(body[name])[:_MAX_DETAIL]
+                return str(body[name])
         return None
 
+    detail = text("detail", "message")
+    code = text("code")
     return SphereResult(
         http_status=response.status_code,
-        code=text("code"),
-        detail=text("detail", "message"),
-        correlation_id=text("correlationId", "correlation_id") or response.headers.get("x-correlation-id"),
+        code=code[:_MAX_DETAIL] if code else None,
+        detail=redact_text(detail, text_values(sent))[:_MAX_DETAIL] if detail else None,
+        correlation_id=(text("correlationId", "correlation_id") or response.headers.get("x-correlation-id") or "")[
+            :_MAX_DETAIL
+        ]
+        or None,
     )
 
 
-def _success_result(response: httpx.Response) -> SphereResult:
+def _success_result(response: httpx.Response, sent: dict[str, Any]) -> SphereResult:
     try:
         customer = _Customer.model_validate(response.json())
     except (json.JSONDecodeError, UnicodeDecodeError, ValidationError):
@@ -115,7 +108,9 @@ def _success_result(response: httpx.Response) -> SphereResult:
         http_status=response.status_code,
         updated_at=customer.updated_at,
         kyc_status=profile.status if profile else None,
-        kyc_errors=[str(error)[:_MAX_DETAIL] for error in profile.criteria.errors] if profile else [],
+        kyc_errors=[redact_text(str(error), text_values(sent))[:_MAX_DETAIL] for error in profile.criteria.errors]
+        if profile
+        else [],
     )
 
 
@@ -146,8 +141,8 @@ class SphereClient:
             response = self._patch(customer_id, body, refresh=True)
         status = response.status_code
         if status < 300:
-            return _success_result(response)
-        result = _error_result(response)
+            return _success_result(response, body)
+        result = _error_result(response, body)
         if status == _UNAUTHORIZED:
             raise SphereUnavailable("Sphere refused the API key, also after reading it again", result=result)
         if status == _TOO_MANY_REQUESTS or status >= _SERVER_ERROR:

@@ -1,0 +1,179 @@
+"""Deliver under failure: what broke when the adapter was measured from outside, each fixed through the handler.
+
+- a Secrets Manager failure is retried exactly like a Sphere 503 (backoff, ``retrying``, delivered later);
+- the later messages of a failing contact in the same batch wait the same backoff, and are recorded
+  ``dead_lettered`` when their last allowed receive fails;
+- Sphere's error text is masked before it is recorded;
+- an older change is never sent over a newer one Sphere may already hold, even when Sphere's answer
+  to the newer one was lost.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+from devstack.kit import (
+    assert_patch,
+    change,
+    contact,
+    history,
+    invoke_deliver,
+    now_ms,
+    post,
+    received_records,
+    record_holding,
+    status_of,
+    stored,
+)
+from devstack.pipeline import Pipeline
+from devstack.sphere_standin import SEED_INDIVIDUAL_ID
+from webhook_adapter import aws
+
+
+@pytest.fixture
+def visibility_changes(pipeline: Pipeline) -> list[tuple[str, int]]:
+    """Every ``ChangeMessageVisibility`` the adapter asks for: (receipt handle, seconds)."""
+    calls: list[tuple[str, int]] = []
+
+    def spy(params: dict[str, Any], **_: Any) -> None:
+        calls.append((params["ReceiptHandle"], int(params["VisibilityTimeout"])))
+
+    aws.sqs().meta.events.register("provide-client-params.sqs.ChangeMessageVisibility", spy)
+    return calls
+
+
+def test_a_secrets_manager_failure_is_retried_like_a_sphere_503(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given Secrets Manager fails the deliver function's first read of Sphere's token
+    original = parameters.get_secret
+    failures = iter([GetParameterError("Secrets Manager is unavailable")])
+
+    def get_secret_failing_once(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == os.environ["SPHERE_TOKEN_SECRET_ID"]:
+            for error in failures:
+                raise error
+        return original(name, *args, **kwargs)
+
+    monkeypatch.setattr(parameters, "get_secret", get_secret_failing_once)
+    events = contact(201, at=now_ms(), sphere_customer_id=SEED_INDIVIDUAL_ID, email="ada@example.com")
+    post(pipeline, *events)
+
+    # When the change is delivered (retries without delay in tests)
+    pipeline.drain()
+
+    # Then the change went through "retrying" with a reason naming the secret, and was delivered once
+    [request] = pipeline.standin.requests
+    assert_patch(request, SEED_INDIVIDUAL_ID, {"email": "ada@example.com"})
+    for event in events:
+        item = stored(pipeline, event)
+        assert (item["status"], item["attempts"], history(item)) == (
+            "delivered",
+            2,
+            ["queued", "retrying", "delivered"],
+        )
+        assert item["history"][1]["reason"] == "could not read a secret from Secrets Manager"
+
+
+def test_the_rest_of_a_failing_contacts_batch_waits_the_same_backoff(
+    pipeline: Pipeline, visibility_changes: list[tuple[str, int]]
+) -> None:
+    # Given contact A's two changes in one batch, and Sphere answering 429 with Retry-After: 7
+    start = now_ms()
+    first = contact(202, at=start, sphere_customer_id=SEED_INDIVIDUAL_ID, email="a1@example.com")
+    second = change(202, "email", "a2@example.com", at=start + 5_000)
+    post(pipeline, *first)
+    post(pipeline, second)
+    records = received_records(pipeline)
+    batch = [record_holding(records, first[0]), record_holding(records, second)]
+    pipeline.standin.fail_next(1, 429, retry_after=7)
+
+    # When the deliver handler gets the batch
+    failed = invoke_deliver(pipeline, batch)
+
+    # Then both are reported failed and both are hidden for Sphere's Retry-After, not the queue's 180 s
+    assert failed == {record["messageId"] for record in batch}
+    assert sorted(visibility_changes) == sorted((record["receiptHandle"], 7) for record in batch)
+    # And the change that was not tried yet is still only on the queue (nothing to record)
+    assert status_of(pipeline, *first) == ["retrying", "retrying"]
+    with pytest.raises(KeyError):
+        stored(pipeline, second)
+
+
+def test_a_skipped_message_on_its_last_receive_is_recorded_dead_lettered(pipeline: Pipeline) -> None:
+    # Given contact A's two changes received for the last time the redrive policy allows, Sphere unavailable
+    start = now_ms()
+    last = pipeline.resources.max_receive_count
+    first = contact(203, at=start, sphere_customer_id=SEED_INDIVIDUAL_ID, email="a1@example.com")
+    second = change(203, "email", "a2@example.com", at=start + 5_000)
+    post(pipeline, *first)
+    post(pipeline, second)
+    records = received_records(pipeline, receive_count=last)
+    batch = [record_holding(records, first[0]), record_holding(records, second)]
+    pipeline.standin.fail_next(1, 503)
+
+    # When the deliver handler gets them
+    failed = invoke_deliver(pipeline, batch)
+
+    # Then both go to the dead-letter queue, and every one of their events is recorded so
+    assert failed == {record["messageId"] for record in batch}
+    assert [request.status for request in pipeline.standin.requests] == [503]
+    assert status_of(pipeline, *first, second) == ["dead_lettered"] * 3
+    skipped = stored(pipeline, second)
+    assert skipped["attempts"] == last
+    assert skipped["reason"] == "an earlier change of this contact failed; moved to the dead-letter queue"
+
+
+def test_spheres_error_text_is_recorded_without_the_values_it_echoes(pipeline: Pipeline) -> None:
+    # Given Sphere refuses an email with a detail that repeats it
+    events = contact(204, at=now_ms(), sphere_customer_id=SEED_INDIVIDUAL_ID, email="grace.h@example.org")
+    detail = "email grace.h@example.org is already used by customer +14155550123"
+    body = {"status": 422, "code": "validation/failed", "detail": detail, "correlationId": "c0ffee01"}
+    pipeline.standin.fail_next(1, 422, body=body)
+
+    # When the change is delivered
+    post(pipeline, *events)
+    pipeline.drain()
+
+    # Then the refusal is recorded with Sphere's code and correlation id, and without the echoed values
+    item = stored(pipeline, events[1])
+    assert item["status"] == "rejected"
+    assert (item["sphere"]["code"], item["sphere"]["correlation_id"]) == ("validation/failed", "c0ffee01")
+    assert "grace.h@example.org" not in str(item)
+    assert "4155550123" not in str(item)
+    assert item["sphere"]["detail"] == "email *** is already used by customer ***"
+
+
+def test_an_older_change_is_not_sent_over_a_newer_one_whose_answer_was_lost(pipeline: Pipeline) -> None:
+    # Given a newer email change, queued before an older one of the same field (the older arrived late)
+    start = now_ms()
+    newer = contact(205, at=start + 10_000, sphere_customer_id=SEED_INDIVIDUAL_ID, email="new@example.com")
+    older = change(205, "email", "old@example.com", at=start)
+    post(pipeline, *newer)
+    post(pipeline, older)
+    records = received_records(pipeline)
+    newer_record, older_record = record_holding(records, newer[1]), record_holding(records, older)
+    # And Sphere applies the newer one but its answer is lost (a 502)
+    pipeline.standin.fail_next(1, 502)
+    assert invoke_deliver(pipeline, [newer_record]) == {newer_record["messageId"]}
+
+    # When the older change is handed to the deliver function before the newer one's retry
+    assert invoke_deliver(pipeline, [older_record]) == set()
+
+    # Then the older value is never sent: it is superseded by the newer one Sphere may hold
+    assert [request.body for request in pipeline.standin.requests] == [{"email": "new@example.com"}]
+    assert status_of(pipeline, older) == ["superseded"]
+
+    # When the newer one is retried
+    assert invoke_deliver(pipeline, [newer_record]) == set()
+
+    # Then it is sent again and delivered
+    assert [request.body for request in pipeline.standin.patches(SEED_INDIVIDUAL_ID)][-1] == {
+        "email": "new@example.com"
+    }
+    assert status_of(pipeline, *newer) == ["delivered", "delivered"]
