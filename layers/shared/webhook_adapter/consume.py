@@ -126,6 +126,7 @@ def _deliver(record: SQSRecord) -> _Held | None:
     except PoisonMessage as exc:
         # No retry can help: it returns at once and reaches the dead-letter queue after its allowed receives.
         logger.error("message cannot be delivered", message_id=record.message_id, error=exc.message)
+        _delay(record, 0)
         return _Held(0, exc.message)
     attempt = _attempt(record)
     try:
