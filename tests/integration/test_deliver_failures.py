@@ -5,7 +5,8 @@
   ``dead_lettered`` when their last allowed receive fails;
 - Sphere's error text is masked before it is recorded;
 - an older change is never sent over a newer one Sphere may already hold, even when Sphere's answer
-  to the newer one was lost.
+  to the newer one was lost;
+- a change whose outcomes could not be written after Sphere applied it is recorded as delivered on retry.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from devstack.kit import (
 from devstack.pipeline import Pipeline
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
 from webhook_adapter import aws
+from webhook_adapter.errors import StorageUnavailable
+from webhook_adapter.store import EventStore
 
 
 @pytest.fixture
@@ -177,3 +180,31 @@ def test_an_older_change_is_not_sent_over_a_newer_one_whose_answer_was_lost(pipe
         "email": "new@example.com"
     }
     assert status_of(pipeline, *newer) == ["delivered", "delivered"]
+
+
+def test_a_change_whose_outcomes_could_not_be_written_is_recorded_delivered_on_retry(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given DynamoDB fails once to write the outcomes, after Sphere applied the change and the state was saved
+    original = EventStore.record_outcomes
+    failures = iter([StorageUnavailable("could not record events in DynamoDB")])
+
+    def record_outcomes_failing_once(self: EventStore, *args: Any, **kwargs: Any) -> None:
+        for error in failures:
+            raise error
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(EventStore, "record_outcomes", record_outcomes_failing_once)
+    events = contact(206, at=now_ms(), sphere_customer_id=SEED_INDIVIDUAL_ID, email="ada@example.com")
+    post(pipeline, *events)
+
+    # When the change is delivered, and retried after the failure
+    pipeline.drain()
+
+    # Then Sphere got it once, and the retry recorded what that call did: delivered, with Sphere's answer
+    [request] = pipeline.standin.requests
+    assert_patch(request, SEED_INDIVIDUAL_ID, {"email": "ada@example.com"})
+    for event in events:
+        item = stored(pipeline, event)
+        assert (item["status"], history(item)) == ("delivered", ["queued", "retrying", "delivered"])
+        assert item["sphere"]["updated_at"] == pipeline.standin.customer(SEED_INDIVIDUAL_ID)["updatedAt"]

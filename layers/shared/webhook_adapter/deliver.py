@@ -28,7 +28,7 @@ from aws_lambda_powertools import Logger
 
 from webhook_adapter.errors import SphereRefused, SphereUnavailable
 from webhook_adapter.masking import mask_request
-from webhook_adapter.merge import ContactState, MergeResult, digest, merge
+from webhook_adapter.merge import ContactState, LastCall, MergeResult, digest, merge
 from webhook_adapter.model import TERMINAL_STATUSES, ContactChange, ContactField, SourceEvent, Status
 from webhook_adapter.normalize import Group, Plan, group_of, plan_request
 from webhook_adapter.outcome import Outcome, SphereResult
@@ -149,6 +149,11 @@ def _remember(snapshot: Mapping[str, str], customer_id: str, values: Mapping[str
     return {**base, **{name: digest(value) for name, value in values.items()}, "customerId": customer_id}
 
 
+def _call_digest(key: str) -> str:
+    """A shorter digest of an event key for ``LastCall`` (it only tells one change's events from the next one's)."""
+    return digest(key)[:8]
+
+
 def _refused_fields(body: dict[str, Any], result: SphereResult) -> dict[str, Any]:
     """The part of the body a refusal is about: the field its code names (``address/invalid``), else all of it."""
     area = (result.code or "").split("/", 1)[0]
@@ -165,6 +170,8 @@ class Decision:
     """The request body (empty when there is nothing to send or no customer id)."""
     skipped: frozenset[Group]
     """Request fields left out because Sphere refused the same value before."""
+    replayed: LastCall | None = None
+    """The earlier call these events were already sent in (its outcomes were not written): no new call."""
 
 
 def decide(
@@ -186,20 +193,30 @@ def decide(
     # that differs from what Sphere accepted for another reason belongs to a change still on its way.
     fed = set(Group) if ContactField.CUSTOMER_ID in won else {group for name in won if (group := group_of(name))}
     body = {name: value for name, value in plan.changes_since(state.applied, state.refused).items() if name in fed}
+    last = state.last_call
+    if not body and last is not None and {_call_digest(event.key) for event in pending} <= last.events:
+        sent = {group: plan.desired[Group(group)] for group in last.groups if Group(group) in plan.desired}
+        return Decision(merged, plan, sent, plan.refused_before(state.refused), replayed=last)
     return Decision(merged, plan, body, plan.refused_before(state.refused))
 
 
 def after_call(state: ContactState, decision: Decision, result: SphereResult | None, *, refused: bool) -> ContactState:
     """The contact's state once Sphere answered (or was not called): its fields and what Sphere accepted or refused."""
-    applied, refusals = dict(state.applied), dict(state.refused)
+    applied, refusals, last = dict(state.applied), dict(state.refused), state.last_call
     customer_id, body = decision.plan.customer_id, decision.body
-    if customer_id and body and result is not None:
+    if customer_id and body and result is not None and decision.replayed is None:
         if refused:
             refusals = _remember(refusals, customer_id, _refused_fields(body, result))
         else:
             applied = _remember(applied, customer_id, body)
             refusals = {name: value for name, value in refusals.items() if name not in body}
-    return ContactState(decision.merged.fields, applied, state.version, refusals)
+        last = LastCall(
+            events=frozenset(_call_digest(key) for key in decision.merged.won),
+            groups=tuple(body),
+            result=result.model_dump(exclude_none=True, exclude_defaults=True),
+            refused=refused,
+        )
+    return ContactState(decision.merged.fields, applied, state.version, refusals, last)
 
 
 def outcomes_of(
@@ -262,7 +279,9 @@ class Delivery:
             countries_requiring_state=self.settings.countries_requiring_state,
         )
         result, refused = None, False
-        if decision.body and decision.plan.customer_id:
+        if decision.replayed is not None:
+            result, refused = SphereResult.model_validate(decision.replayed.result), decision.replayed.refused
+        elif decision.body and decision.plan.customer_id:
             try:
                 result = self.sphere.update_customer(decision.plan.customer_id, decision.body)
             except SphereRefused as exc:
@@ -272,7 +291,9 @@ class Delivery:
                 # change of the same field is superseded instead of sent over it (what Sphere accepted stays
                 # as it was, so the retry sends the values again).
                 if decision.merged.fields != state.fields:
-                    kept = ContactState(decision.merged.fields, state.applied, state.version, state.refused)
+                    kept = ContactState(
+                        decision.merged.fields, state.applied, state.version, state.refused, state.last_call
+                    )
                     self.store.save_contact(change.source, change.contact_id, kept, now_ms=self.now_ms())
                 raise
         now = self.now_ms()

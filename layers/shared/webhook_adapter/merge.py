@@ -18,7 +18,7 @@ from typing import Any
 
 from webhook_adapter.model import ContactField, FieldValue, SourceEvent
 
-__all__ = ["ContactState", "FieldState", "MergeResult", "digest", "merge"]
+__all__ = ["ContactState", "FieldState", "LastCall", "MergeResult", "digest", "merge"]
 
 _DIGEST_CHARS = 16
 """64 bits: collisions among one contact's values or same-millisecond events are out of reach."""
@@ -55,6 +55,25 @@ class ContactState:
     version: int = 0
     refused: Mapping[str, str] = field(default_factory=dict)
     """Digests of values Sphere refused for good (4xx), in the same shape: not sent again until they change."""
+    last_call: LastCall | None = None
+    """The latest call to Sphere, until its events' outcomes are written (then they are skipped as ended)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LastCall:
+    """What the latest call to Sphere was for and how it ended, kept in the state it was saved with.
+
+    The state is saved before the events' outcomes are written: if that write fails, the retry finds
+    the values already applied, and this says what the call did instead of ``unchanged``.
+    """
+
+    events: frozenset[str]
+    """Short digests of the keys of the events the call was made for."""
+    groups: tuple[str, ...]
+    """The request fields sent."""
+    result: Mapping[str, Any]
+    """Sphere's answer (a ``SphereResult`` as a dict)."""
+    refused: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from webhook_adapter.errors import StaleContactState, StorageUnavailable
-from webhook_adapter.merge import ContactState, FieldState
+from webhook_adapter.merge import ContactState, FieldState, LastCall
 from webhook_adapter.model import TERMINAL_STATUSES, ContactChange, ContactField, SourceEvent, Status
 from webhook_adapter.outcome import Outcome
 
@@ -242,6 +242,7 @@ class EventStore:
             },
             "applied": dict(state.applied) or None,
             "refused": dict(state.refused) or None,
+            "last_call": _last_call_attribute(state.last_call),
             "version": state.version + 1,
             "updated_at": _iso(now_ms),
         }
@@ -521,9 +522,29 @@ def _state_from_item(item: Mapping[str, Any]) -> ContactState:
         ContactField(name): FieldState(value=value, occurred_at=int(occurred_at), event=str(event))
         for name, (value, occurred_at, event) in item.get("fields", {}).items()
     }
+    last = item.get("last_call")
     return ContactState(
         fields=fields,
         applied=dict(item.get("applied") or {}),
         version=int(item["version"]),
         refused=dict(item.get("refused") or {}),
+        last_call=LastCall(
+            events=frozenset(last["events"]),
+            groups=tuple(last["groups"]),
+            result=last["result"],
+            refused=last["refused"],
+        )
+        if last
+        else None,
     )
+
+
+def _last_call_attribute(last: LastCall | None) -> dict[str, Any] | None:
+    if last is None:
+        return None
+    return {
+        "events": sorted(last.events),
+        "groups": list(last.groups),
+        "result": dict(last.result),
+        "refused": last.refused,
+    }
