@@ -208,3 +208,44 @@ def test_a_change_whose_outcomes_could_not_be_written_is_recorded_delivered_on_r
         item = stored(pipeline, event)
         assert (item["status"], history(item)) == ("delivered", ["queued", "retrying", "delivered"])
         assert item["sphere"]["updated_at"] == pipeline.standin.customer(SEED_INDIVIDUAL_ID)["updatedAt"]
+
+
+def test_an_unforeseen_fault_fails_its_contact_only_and_is_retried(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the deliver step crashes once on contact A's change (a bug, not a service failure)
+    from webhook_adapter.deliver import Delivery
+
+    original = Delivery.deliver
+    crashes = iter([RuntimeError("a bug")])
+
+    def deliver_crashing_once(self: Delivery, change: Any, *, attempt: int) -> Any:
+        if change.contact_id.endswith(":207"):
+            for error in crashes:
+                raise error
+        return original(self, change, attempt=attempt)
+
+    monkeypatch.setattr(Delivery, "deliver", deliver_crashing_once)
+    start = now_ms()
+    pipeline.standin.add_customer("customer_bbbb02")
+    a = contact(207, at=start, sphere_customer_id=SEED_INDIVIDUAL_ID, email="a@example.com")
+    b = contact(208, at=start, sphere_customer_id="customer_bbbb02", email="b@example.com")
+    post(pipeline, *a)
+    post(pipeline, *b)
+    records = received_records(pipeline)
+    batch = [record_holding(records, a[0]), record_holding(records, b[0])]
+
+    # When the deliver handler gets both in one batch
+    failed = invoke_deliver(pipeline, batch)
+
+    # Then only A's message is reported failed, recorded as retrying, and B's is delivered
+    assert failed == {batch[0]["messageId"]}
+    assert status_of(pipeline, *a, *b) == ["retrying", "retrying", "delivered", "delivered"]
+    assert stored(pipeline, a[0])["reason"] == "delivery failed unexpectedly"
+
+    # When the event source mapping deletes B's message and A's change comes back
+    pipeline.sqs.delete_message(QueueUrl=pipeline.resources.queue_url, ReceiptHandle=batch[1]["receiptHandle"])
+    pipeline.drain()
+
+    # Then it is delivered
+    assert status_of(pipeline, *a) == ["delivered", "delivered"]
