@@ -27,4 +27,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, l
     """
     records = list(SQSEvent(event).records)
     metrics.add_metric(name="ChangesReceived", unit=MetricUnit.Count, value=len(records))
-    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in deliver_batch(records)]}
+    failed = deliver_batch(records, context.get_remaining_time_in_millis)
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}

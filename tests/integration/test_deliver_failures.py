@@ -31,6 +31,7 @@ from devstack.kit import (
     status_of,
     stored,
 )
+from devstack.lambda_events import LambdaContext, sqs_event
 from devstack.pipeline import Pipeline
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
 from webhook_adapter import aws
@@ -249,3 +250,28 @@ def test_an_unforeseen_fault_fails_its_contact_only_and_is_retried(
 
     # Then it is delivered
     assert status_of(pipeline, *a) == ["delivered", "delivered"]
+
+
+def test_messages_the_invocation_has_no_time_left_for_are_returned_untried(pipeline: Pipeline) -> None:
+    # Given two contacts' changes, and an invocation with less time left than one Sphere call may take
+    start = now_ms()
+    pipeline.standin.add_customer("customer_cccc03")
+    a = contact(209, at=start, sphere_customer_id=SEED_INDIVIDUAL_ID, email="a@example.com")
+    b = contact(210, at=start, sphere_customer_id="customer_cccc03", email="b@example.com")
+    post(pipeline, *a)
+    post(pipeline, *b)
+    batch = received_records(pipeline)
+    context = LambdaContext(function_name="deliver", deadline_ms=now_ms() + 1_000)
+
+    # When the deliver handler gets them
+    response = pipeline.deliver_handler(sqs_event(batch), context)
+
+    # Then neither is tried: both go back to the queue, with nothing recorded, and are delivered later
+    assert {failure["itemIdentifier"] for failure in response["batchItemFailures"]} == {
+        record["messageId"] for record in batch
+    }
+    assert pipeline.standin.requests == []
+    with pytest.raises(KeyError):
+        stored(pipeline, a[0])
+    pipeline.drain()
+    assert status_of(pipeline, *a, *b) == ["delivered"] * 4

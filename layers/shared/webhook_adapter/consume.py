@@ -12,7 +12,7 @@ dead-letter queue, and no event is left without a record.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,12 +34,16 @@ from webhook_adapter.store import EventStore
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-__all__ = ["HELD_BEHIND_FAILURE", "change_queue", "deliver_batch", "delivery"]
+__all__ = ["HELD_BEHIND_FAILURE", "OUT_OF_TIME", "change_queue", "deliver_batch", "delivery"]
 
 logger = Logger(child=True)
 
 HELD_BEHIND_FAILURE = "an earlier change of this contact failed"
 """Why a message that was not tried is retried: its contact's earlier message failed in the same batch."""
+OUT_OF_TIME = "the invocation had no time left to deliver it"
+"""Why a message that was not tried is retried: the batch used the function's time (slow answers from Sphere)."""
+_WRITES_MS = 2_000
+"""Time kept for reading and writing the table around one Sphere call."""
 
 
 @cached
@@ -83,15 +87,20 @@ class _Held:
     reason: str
 
 
-def deliver_batch(records: Sequence[SQSRecord]) -> list[str]:
+def deliver_batch(records: Sequence[SQSRecord], remaining_ms: Callable[[], int] | None = None) -> list[str]:
     """Deliver a batch in order per message group; the message ids to report as failed (to retry).
 
     Never raises for a message's failure: each one is recorded and delayed, and the other groups go on.
+    ``remaining_ms`` is the invocation's time left: a message is not started unless one Sphere call
+    (with its refetch after a 401) and the writes can still finish, so a batch of slow calls ends
+    with its untried messages returned to the queue instead of a timeout that forgets them all.
     """
     failed: list[str] = []
     held: dict[str, _Held] = {}
     for record in records:
         group = record.attributes.message_group_id or record.message_id
+        if group not in held and remaining_ms is not None and remaining_ms() < _time_needed_ms():
+            held[group] = _Held(0, OUT_OF_TIME)
         if group in held:
             _hold(record, held[group])
         else:
@@ -101,6 +110,12 @@ def deliver_batch(records: Sequence[SQSRecord]) -> list[str]:
             held[group] = failure
         failed.append(record.message_id)
     return failed
+
+
+def _time_needed_ms() -> int:
+    settings = delivery().settings
+    per_call = settings.sphere_connect_timeout_seconds + settings.sphere_timeout_seconds
+    return int(2 * per_call * 1000) + _WRITES_MS
 
 
 def _attempt(record: SQSRecord) -> int:
@@ -147,7 +162,8 @@ def _hold(record: SQSRecord, held: _Held) -> None:
     except PoisonMessage:
         _delay(record, held.delay_seconds)
         return
-    _retry_later(record, change, _Held(held.delay_seconds, HELD_BEHIND_FAILURE), record_unless_last=False)
+    reason = held.reason if held.reason == OUT_OF_TIME else HELD_BEHIND_FAILURE
+    _retry_later(record, change, _Held(held.delay_seconds, reason), record_unless_last=False)
 
 
 def _retry_later(
