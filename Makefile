@@ -9,13 +9,16 @@ PYTHON ?= $(shell for c in python3.13 $$(pyenv root 2>/dev/null)/versions/3.13*/
 	"$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' >/dev/null 2>&1 && { command -v "$$c"; break; }; done)
 VENV := .venv
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install run test lint format typecheck pytest validate build events clean
+.PHONY: help install run test lint format typecheck security bandit checkov pytest validate build events clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,12 +37,22 @@ $(SAM_STAMP):
 	$(SAM_VENV)/bin/python -m pip install --quiet "aws-sam-cli==1.170.0"
 	@touch $@
 
+# checkov pins dozens of packages of its own (boto3 among them): like the SAM CLI, it gets a venv of its own.
+# The stamp names the version, so changing CHECKOV_VERSION reinstalls.
+$(CHECKOV_STAMP):
+	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: put python3.13 on PATH (or install it with pyenv)"; exit 1; }
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet "checkov==$(CHECKOV_VERSION)"
+	@touch $@
+
 install: $(STAMP) ## Create .venv with the runtime and development dependencies
 
 run: $(STAMP) ## Start the local stack on http://127.0.0.1:3000, send the demo events, serve until Ctrl-C
 	PYTHONPATH=layers/shared:functions:tests $(BIN)/python -m devstack
 
-test: lint typecheck pytest validate build ## Everything CI checks: lint, format, types, tests with coverage, template lint, build
+test: lint typecheck security pytest validate build ## Everything CI checks: lint, format, types, security scans, tests with coverage, template lint, build
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .
@@ -51,6 +64,17 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 
 typecheck: $(STAMP) ## mypy (strict on the shared package)
 	$(BIN)/mypy layers/shared functions tests
+
+security: bandit checkov ## Security scans: bandit on the shipped code, checkov on template.yaml
+
+# Every finding is fixed, or suppressed on its line with a reason: `# nosec BNNN # why` in the code,
+# a `Metadata: checkov: skip:` entry with a comment on the template's resource.
+bandit: $(STAMP) ## bandit on what the layer and the functions ship (config: pyproject.toml [tool.bandit])
+	$(BIN)/bandit -c pyproject.toml -r layers/shared/webhook_adapter functions -q
+
+# --skip-download: offline, no Prisma Cloud guidelines.
+checkov: $(CHECKOV_STAMP) ## checkov on template.yaml (SAM resources included), in .venv-checkov
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
 
 pytest: $(STAMP) ## pytest (unit, integration on moto, end to end over HTTP) with coverage
 	$(BIN)/pytest --cov --cov-report=term
@@ -65,4 +89,4 @@ events: $(STAMP) ## Re-sign events/ with a fresh timestamp and the local secrets
 	PYTHONPATH=layers/shared:functions:tests $(BIN)/python -m devstack.sign_events
 
 clean: ## Remove virtual environments, build output and caches
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage

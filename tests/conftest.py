@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import boto3
@@ -26,6 +27,12 @@ _BASE_ENV = {
     "POWERTOOLS_METRICS_NAMESPACE": "CrmSphereWebhooks",
     "POWERTOOLS_LOG_LEVEL": "INFO",
 }
+
+
+# Powertools names a module's child logger after the service when the module is first imported: test modules
+# import the shared package at collection, before any fixture runs, so the service is named for the whole session
+# (as the template names it for the Lambda), and every child logger reaches the service logger's JSON handler.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", _BASE_ENV["POWERTOOLS_SERVICE_NAME"])
 
 
 @pytest.fixture(autouse=True)

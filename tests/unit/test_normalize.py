@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from webhook_adapter.merge import FieldState, digest
 from webhook_adapter.model import ContactField, FieldValue
@@ -65,6 +67,114 @@ def test_invalid_email_is_refused_without_echoing_it(raw: str) -> None:
         normalize_email(raw)
     if raw:
         assert raw not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("\uff41\uff44\uff41@example.com", "ada@example.com"),  # fullwidth "ada"
+        ("ada@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com", "ada@example.com"),  # fullwidth domain
+        ("\ufb01nance@example.com", "finance@example.com"),  # the ligature ﬁ
+    ],
+)
+def test_compatibility_characters_become_ascii(raw: str, expected: str) -> None:
+    # Given an address typed with fullwidth or ligature characters (NFKC folds them)
+    # When normalized
+    # Then Sphere gets the plain ASCII address it looks like
+    assert normalize_email(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("ada@b\u00fccher.example", "ada@xn--bcher-kva.example"),  # bücher
+        ("Ada@B\u00dcCHER.Example", "Ada@xn--bcher-kva.example"),  # upper case folds to the same domain
+        ("ada@xn--bcher-kva.example", "ada@xn--bcher-kva.example"),  # already in ASCII form
+        ("ivan@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444", "ivan@xn--e1afmkfd.xn--p1ai"),  # пример.рф
+        ("taro@\u4f8b\u3048.jp", "taro@xn--r8jz45g.jp"),  # 例え.jp: Han with Hiragana is one writing system
+    ],
+)
+def test_internationalized_domain_is_sent_in_ascii_form(raw: str, expected: str) -> None:
+    # Given a legitimate internationalized domain, each label in one writing system
+    # When normalized
+    # Then the domain is its IDNA (punycode) form, what mail systems and KYC backends store
+    assert normalize_email(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "\u0430d\u0430@example.com",  # "ada": Cyrillic a around a Latin d
+        "p\u03bfst@example.com",  # "post" with a Greek omicron
+        "\uff41d\u0430@example.com",  # fullwidth a (Latin after NFKC) with a Cyrillic a
+    ],
+)
+def test_local_part_mixing_scripts_is_refused(raw: str) -> None:
+    # Given a local part that looks Latin but hides a Cyrillic or Greek letter (a homograph)
+    # When normalized
+    # Then it is refused, saying why without repeating the value
+    with pytest.raises(InvalidValue, match="local part mixes scripts") as caught:
+        normalize_email(raw)
+    assert raw not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "ada@ex\u0430mple.com",  # "example" with a Cyrillic a
+        "ada@g\u03bfogle.com",  # "google" with a Greek omicron
+        "ada@xn--exmple-4nf.com",  # the Cyrillic homograph already in punycode
+        "ada@mail.p\u0430ypal.com",  # one mixed label among plain ones
+    ],
+)
+def test_domain_label_mixing_scripts_is_refused(raw: str) -> None:
+    with pytest.raises(InvalidValue, match="domain mixes scripts") as caught:
+        normalize_email(raw)
+    assert raw not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "jos\u00e9@example.com",  # josé: Latin, but not ASCII
+        "\u0438\u0432\u0430\u043d@example.com",  # иван: all Cyrillic
+        "\u0430\u0440\u0435@example.com",  # all Cyrillic, looks like "ape"
+        "\u7528\u6237@\u4f8b\u5b50.\u5e7f\u544a",  # 用户@例子.广告
+    ],
+)
+def test_non_ascii_local_part_is_refused(raw: str) -> None:
+    # Given an internationalized (SMTPUTF8) local part, in a single script
+    # When normalized
+    # Then it is refused: Sphere documents no SMTPUTF8 support, and a whole-script look-alike cannot be told apart
+    with pytest.raises(InvalidValue, match="local part is not ASCII") as caught:
+        normalize_email(raw)
+    assert raw not in str(caught.value)
+
+
+_LOOKALIKES = "\u0430\u0435\u043e\u0440\u0441\u0445\u0456\u03bf\u03b1\uff41\uff45\uff10\ufb01\u00fc\u00e9\u4f8b\u3048"
+"""Cyrillic and Greek look-alikes, fullwidth letters and digit, a ligature, accented Latin, Han and Hiragana."""
+_EMAIL_CHARS = st.sampled_from("adeopxy019" + _LOOKALIKES)
+
+
+@st.composite
+def addresses(draw: st.DrawFn) -> str:
+    """Address-shaped text whose local part and domain labels mix ASCII with look-alikes."""
+    local = draw(st.text(_EMAIL_CHARS, min_size=1, max_size=8))
+    labels = draw(st.lists(st.text(_EMAIL_CHARS, min_size=1, max_size=8), min_size=1, max_size=3))
+    return f"{local}@{'.'.join(labels)}.com"
+
+
+@given(addresses())
+def test_normalized_email_is_ascii_and_stable(raw: str) -> None:
+    # Given an address mixing ASCII with look-alike, compatibility and non-Latin characters
+    # When normalized
+    try:
+        normalized = normalize_email(raw)
+    except InvalidValue:
+        return
+    # Then what Sphere would get is ASCII, and normalizing it again changes nothing
+    assert normalized.isascii()
+    assert normalize_email(normalized) == normalized
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ Endpoints follow the SDK's own configuration (``AWS_ENDPOINT_URL`` points them a
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import boto3
@@ -16,7 +17,13 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["dynamodb", "sqs"]
+__all__ = ["QUIET_LOGGERS", "dynamodb", "sqs"]
+
+QUIET_LOGGERS = ("boto3", "botocore", "urllib3", "httpx", "httpcore")
+"""SDK loggers kept at WARNING whatever the root level: at DEBUG they write request and response bodies,
+which hold secrets (Secrets Manager answers) and contact details (DynamoDB items, SQS messages, Sphere calls)."""
+for _name in QUIET_LOGGERS:
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 _CONFIG = Config(
     connect_timeout=2,

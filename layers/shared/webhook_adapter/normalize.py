@@ -1,8 +1,9 @@
 """From merged contact fields to the body of Sphere's ``PATCH /v2/customer/{id}``.
 
-Pure: each field is normalized on its own (email syntax, E.164 phone, ISO 3166-1 alpha-3 country,
-subdivision code), then grouped into the request fields Sphere knows (``email``, ``phone``,
-``address``). A group is sent only when it is valid and complete; otherwise ``plan_request`` says why.
+Pure: each field is normalized on its own (email syntax and look-alikes, E.164 phone, ISO 3166-1
+alpha-3 country, subdivision code), then grouped into the request fields Sphere knows (``email``,
+``phone``, ``address``). A group is sent only when it is valid and complete; otherwise
+``plan_request`` says why.
 """
 
 from __future__ import annotations
@@ -74,16 +75,55 @@ def group_of(name: ContactField) -> Group | None:
     return None
 
 
+_COMBINABLE_SCRIPTS = (
+    frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "HAN", "BOPOMOFO"}),
+    frozenset({"LATIN", "HAN", "HANGUL"}),
+)
+"""Scripts one domain label may combine: Japanese, Chinese and Korean writing (Unicode TS #39, "highly restrictive")."""
+
+_SCRIPT_OF_NAME = {"CJK": "HAN", "IDEOGRAPHIC": "HAN", "KATAKANA-HIRAGANA": "KATAKANA"}
+"""First words of Unicode character names that are not the script's own name (``CJK UNIFIED IDEOGRAPH-4F8B``)."""
+
+
+def _scripts(text: str) -> frozenset[str]:
+    """The scripts of the letters in ``text``, read from their Unicode names (``CYRILLIC SMALL LETTER A``).
+
+    Digits, hyphens and combining marks belong to every script, so they are left out.
+    """
+    letters = (char for char in text if unicodedata.category(char).startswith("L"))
+    words = (unicodedata.name(char, "UNNAMED").split(" ", 1)[0] for char in letters)
+    return frozenset(_SCRIPT_OF_NAME.get(word, word) for word in words)
+
+
+def _one_writing_system(text: str) -> bool:
+    scripts = _scripts(text)
+    return len(scripts) <= 1 or any(scripts <= allowed for allowed in _COMBINABLE_SCRIPTS)
+
+
 def normalize_email(value: str) -> str:
-    """The normalized address (domain lower-cased, Unicode normalized).
+    """The address Sphere's KYC record gets: ASCII, with an internationalized domain in its IDNA form.
+
+    Compatibility characters are folded first (NFKC: a fullwidth ``a`` is ``a``), the domain is
+    lower-cased and written as IDNA A-labels (``bücher.example`` is ``xn--bcher-kva.example``).
+    Look-alikes are refused rather than guessed at: a local part or a domain label mixing scripts
+    (Latin with a Cyrillic "a" or a Greek omicron), and any local part that is not ASCII (SMTPUTF8),
+    which Sphere does not document accepting and in which an all-Cyrillic look-alike cannot be told apart.
 
     Raises:
-        InvalidValue: not a syntactically valid email address.
+        InvalidValue: not a syntactically valid email address, a look-alike, or a local part that is not ASCII.
     """
     try:
-        return validate_email(value, check_deliverability=False).normalized
+        address = validate_email(unicodedata.normalize("NFKC", value), check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidValue("email is not a valid email address") from exc
+    if not _one_writing_system(address.local_part):
+        raise InvalidValue("email local part mixes scripts (a look-alike of another address)")
+    if not address.local_part.isascii():
+        raise InvalidValue("email local part is not ASCII (SMTPUTF8 addresses are not sent to Sphere)")
+    if not all(_one_writing_system(label) for label in address.domain.split(".")):
+        raise InvalidValue("email domain mixes scripts in one label (a look-alike of another domain)")
+    return f"{address.local_part}@{address.ascii_domain}"
 
 
 def normalize_phone(value: str, default_region: str) -> str:

@@ -44,7 +44,7 @@ HUBSPOT_URI_ESCAPES = {
 }
 """Escapes HubSpot's docs say it decodes in the URI before signing v3 (unconfirmed: both readings are accepted)."""
 
-_STANDARD_SECRET_PREFIX = "whsec_"
+_STANDARD_SECRET_PREFIX = "whsec_"  # nosec B105 # the prefix of the Standard Webhooks secret format, not a secret
 
 
 def _checked_timestamp(timestamp: str | None, *, now: float, divisor: int, header: str) -> str:

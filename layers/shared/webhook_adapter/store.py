@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HISTORY_LIMIT",
     "OPERATOR_STATUSES",
+    "STATE_SK",
     "STATUS_INDEX",
     "STATUS_SHARDS",
     "EventStore",
