@@ -45,6 +45,12 @@ HUBSPOT_URI_ESCAPES = {
 """Escapes HubSpot's docs say it decodes in the URI before signing v3 (unconfirmed: both readings are accepted)."""
 
 _STANDARD_SECRET_PREFIX = "whsec_"
+_MAX_TIMESTAMP_DIGITS = 20
+"""No epoch time (seconds or milliseconds) this side of the year 3 billion has more digits.
+
+Checked before the text becomes a number: longer digit strings overflow a float (310+ digits) or
+exceed Python's int conversion limit (4,300+), and a zero-padded one is not what a CRM sends.
+"""
 
 
 def _checked_timestamp(timestamp: str | None, *, now: float, divisor: int, header: str) -> str:
@@ -52,12 +58,29 @@ def _checked_timestamp(timestamp: str | None, *, now: float, divisor: int, heade
         raise SignatureError(f"missing {header} header")
     if not timestamp.isascii() or not timestamp.isdigit():
         raise SignatureError(f"{header} is not an integer timestamp")
+    if len(timestamp) > _MAX_TIMESTAMP_DIGITS or (len(timestamp) > 1 and timestamp.startswith("0")):
+        raise SignatureError(f"{header} is not a timestamp: over {_MAX_TIMESTAMP_DIGITS} digits or zero-padded")
     age = now - int(timestamp) / divisor
     if age > SIGNATURE_TOLERANCE_SECONDS:
         raise SignatureError(f"{header} is older than {SIGNATURE_TOLERANCE_SECONDS} seconds")
     if age < -SIGNATURE_TOLERANCE_SECONDS:
         raise SignatureError(f"{header} is more than {SIGNATURE_TOLERANCE_SECONDS} seconds in the future")
     return timestamp
+
+
+def _ascii(value: str, header: str) -> bytes:
+    """A signature's bytes; base64 and hex are ASCII, so anything else cannot match (and may not encode)."""
+    if not value.isascii():
+        raise SignatureError(f"{header} is not base64 or hex text")
+    return value.encode("ascii")
+
+
+def _utf8(value: str, header: str) -> bytes:
+    """A signed header's bytes as the sender signed them (UTF-8); a lone surrogate has none."""
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SignatureError(f"{header} is not valid text") from exc
 
 
 def _matches_any(expected: Iterable[bytes], given: Iterable[bytes]) -> bool:
@@ -101,7 +124,8 @@ def verify_hubspot_v3(
         sign_hubspot_v3(secret=secret, method=method, uri=candidate, body=body, timestamp=timestamp).encode()
         for candidate in (uri, _hubspot_decoded_uri(uri))
     }
-    if not _matches_any(expected, [signature.strip().encode()]):
+    given = _ascii(signature.strip(), "X-HubSpot-Signature-v3")
+    if not _matches_any(expected, [given]):
         raise SignatureError("X-HubSpot-Signature-v3 does not match the request")
 
 
@@ -127,7 +151,8 @@ def verify_hubspot_legacy(
         case _:
             raise SignatureError("X-HubSpot-Signature-Version must be v1 or v2")
     expected = hashlib.sha256(source).hexdigest().encode()
-    if not _matches_any([expected], [signature.strip().lower().encode()]):
+    given = _ascii(signature.strip().lower(), "X-HubSpot-Signature")
+    if not _matches_any([expected], [given]):
         raise SignatureError("X-HubSpot-Signature does not match the request")
 
 
@@ -142,9 +167,9 @@ def sign_standard_webhook(*, secret: str, msg_id: str, timestamp: str, body: byt
     """One ``webhook-signature`` entry (``v1,<base64>``) for this message (also used by tests and tools).
 
     Raises:
-        SignatureError: the secret is not a base64 ``whsec_`` secret.
+        SignatureError: the secret is not a base64 ``whsec_`` secret, or the id is not text (a lone surrogate).
     """
-    message = f"{msg_id}.{timestamp}.".encode() + body
+    message = _utf8(f"{msg_id}.{timestamp}.", "webhook-id") + body
     mac = hmac.new(_standard_key(secret), message, hashlib.sha256).digest()
     return "v1," + base64.b64encode(mac).decode()
 
@@ -173,8 +198,13 @@ def verify_standard_webhook(
         raise SignatureError("missing webhook-id header")
     if not signature_header:
         raise SignatureError("missing webhook-signature header")
+    _utf8(msg_id, "webhook-id")  # here, not in the loop below: there a signing error means a malformed secret
     timestamp = _checked_timestamp(timestamp, now=now, divisor=1, header="webhook-timestamp")
-    given = [entry.removeprefix("v1,").encode() for entry in signature_header.split() if entry.startswith("v1,")]
+    given = [
+        entry.removeprefix("v1,").encode("ascii")
+        for entry in signature_header.split()
+        if entry.startswith("v1,") and entry.isascii()  # base64 is ASCII: another entry cannot match
+    ]
     if not given:
         raise SignatureError("webhook-signature has no v1 signature")
     expected = []
