@@ -23,6 +23,7 @@ from webhook_adapter.sources.base import (
     JSON_MEDIA_TYPE,
     WebhookRequest,
     field_map_or,
+    first_unusable,
     parse_json,
     require_media_type,
 )
@@ -35,6 +36,8 @@ _MAX_VALUE_LENGTH = 1024
 _EPOCH_SECONDS_LIMIT = 10**11
 """Numbers below this are epoch seconds, above it epoch milliseconds (10**11 s is the year 5138)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_TIMESTAMP_DIGITS = 12
+"""``webhook-timestamp`` is epoch seconds: 12 digits reach the year 33658, past ``MAX_EPOCH_MS``."""
 
 DEFAULT_FIELD_MAP: dict[ContactField, str] = {
     ContactField.CUSTOMER_ID: "sphereCustomerId",
@@ -82,6 +85,25 @@ def _epoch_ms(value: Any, where: str) -> int:
     raise InvalidPayload(problem)
 
 
+def _webhook_time_ms(timestamp: str | None) -> int:
+    """``webhook-timestamp`` (epoch seconds, checked by verification) in epoch milliseconds.
+
+    Raises:
+        InvalidPayload: it is not epoch seconds (only when parsing a request verification did not check).
+    """
+    digits = timestamp or ""
+    if digits.isascii() and digits.isdigit() and len(digits) <= _MAX_TIMESTAMP_DIGITS:
+        moment = int(digits) * 1000
+        if moment < MAX_EPOCH_MS:
+            return moment
+    raise InvalidPayload("webhook-timestamp must be epoch seconds when the body has no change time")
+
+
+def _is_id(value: str) -> bool:
+    """Printable text of 1 to ``_MAX_ID_LENGTH`` characters: ids become keys, queue groups and log fields."""
+    return 0 < len(value) <= _MAX_ID_LENGTH and value.isprintable()
+
+
 class GenericSource:
     """Verifies Standard Webhooks signatures and reads one contact per request."""
 
@@ -117,23 +139,32 @@ class GenericSource:
     def parse(self, request: WebhookRequest) -> list[SourceEvent]:
         """The request's one event.
 
+        The body is the contact's document: a value in it that cannot be carried on (see
+        ``parse_json``) makes the whole request invalid, wherever it sits.
+
         Raises:
-            InvalidPayload: not a JSON object, no contact id, a field that is not text, or a bad time.
+            InvalidPayload: not a JSON object, an unusable value, no contact id, a field that is not
+                text, or a bad time.
         """
         payload = parse_json(request.body)
         if not isinstance(payload, dict):
             raise InvalidPayload("generic webhook body must be a JSON object")
+        if (unusable := first_unusable(payload)) is not None:
+            raise InvalidPayload(f"request body holds {unusable.problem}")
         event_id = (request.header("webhook-id") or "").strip()
-        if not event_id or len(event_id) > _MAX_ID_LENGTH:
-            raise InvalidPayload(f"webhook-id must be 1 to {_MAX_ID_LENGTH} characters")
+        if not _is_id(event_id):
+            raise InvalidPayload(f"webhook-id must be 1 to {_MAX_ID_LENGTH} printable characters")
         contact_id = lookup(payload, self.config.contact_id_path)
         if isinstance(contact_id, int) and not isinstance(contact_id, bool):
             contact_id = str(contact_id)
-        if not isinstance(contact_id, str) or not contact_id.strip() or len(contact_id) > _MAX_ID_LENGTH:
-            raise InvalidPayload(f"{self.config.contact_id_path} must be the contact's id (text or a number)")
+        if not isinstance(contact_id, str) or not _is_id(contact_id.strip()):
+            raise InvalidPayload(
+                f"{self.config.contact_id_path} must be the contact's id"
+                f" (1 to {_MAX_ID_LENGTH} printable characters, or a number)"
+            )
         occurred = lookup(payload, self.config.occurred_at_path)
         occurred_at = (
-            int(request.header("webhook-timestamp") or 0) * 1000
+            _webhook_time_ms(request.header("webhook-timestamp"))
             if occurred is MISSING or occurred is None
             else _epoch_ms(occurred, self.config.occurred_at_path)
         )
