@@ -11,7 +11,7 @@ from webhook_adapter.errors import InvalidPayload, SignatureError, UnsupportedMe
 from webhook_adapter.model import ContactField, SourceEvent, Status
 from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import sign_standard_webhook
-from webhook_adapter.sources.base import WebhookRequest
+from webhook_adapter.sources.base import MAX_VALUE_CHARS, WebhookRequest
 from webhook_adapter.sources.generic import GenericConfig, GenericSource
 
 NOW = 1_700_000_000.0
@@ -231,8 +231,40 @@ def test_field_value_that_is_not_text_is_invalid(value: Any) -> None:
     assert_invalid(body, names="address.city must be text")
 
 
-def test_overlong_field_value_is_invalid() -> None:
-    assert_invalid({"id": "contact-7", "email": PLANTED * 100}, names="email is longer than 1024")
+def test_a_value_over_the_cap_is_refused_for_its_field_and_the_others_are_kept() -> None:
+    # Given an email over the cap beside a valid city
+    body = {"id": "contact-7", "email": PLANTED * 100, "address": {"city": "Chicago"}}
+
+    # When parsed
+    event = parse(body)
+
+    # Then the email is left out of the changes and its refusal is kept with the reason; the city goes on
+    assert event.settled is None
+    assert event.changes == {ContactField.CITY: "Chicago"}
+    assert event.refused == {ContactField.EMAIL: f"email is longer than {MAX_VALUE_CHARS} characters"}
+    assert event.reason == f"email is longer than {MAX_VALUE_CHARS} characters"
+    assert PLANTED not in repr(event.refused)
+
+
+def test_an_event_whose_every_value_is_over_the_cap_is_rejected() -> None:
+    # Given a body whose only mapped fields are both over the cap
+    event = parse({"id": "contact-7", "email": "x" * 5000, "address": {"city": PLANTED * 200}})
+
+    # Then the event is settled rejected, naming each field, with nothing to deliver
+    assert event.settled is Status.REJECTED
+    assert event.changes == {}
+    assert event.refused == {
+        ContactField.EMAIL: f"email is longer than {MAX_VALUE_CHARS} characters",
+        ContactField.CITY: f"address.city is longer than {MAX_VALUE_CHARS} characters",
+    }
+    assert event.reason == "; ".join(event.refused.values())
+
+
+def test_a_value_at_the_cap_is_kept_and_surrounding_blanks_do_not_count() -> None:
+    value = "y" * MAX_VALUE_CHARS
+    event = parse({"id": "contact-7", "address": {"city": f"   {value}\t"}})
+    assert event.changes == {ContactField.CITY: value}
+    assert event.refused == {}
 
 
 @pytest.mark.parametrize("webhook_id", ["", "   ", "m" * 257])

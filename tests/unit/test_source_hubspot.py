@@ -12,7 +12,7 @@ import pytest
 from webhook_adapter.errors import InvalidPayload, SignatureError, UnsupportedMediaType
 from webhook_adapter.model import ContactField, SourceEvent, Status
 from webhook_adapter.signatures import sign_hubspot_v3
-from webhook_adapter.sources.base import WebhookRequest
+from webhook_adapter.sources.base import MAX_VALUE_CHARS, WebhookRequest
 from webhook_adapter.sources.hubspot import HubSpotConfig, HubSpotSource
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hubspot"
@@ -227,6 +227,46 @@ def test_values_are_trimmed_and_numbers_read_as_text() -> None:
     assert postal_code.changes == {ContactField.POSTAL_CODE: "60601"}
 
 
+def test_a_value_over_the_cap_is_rejected_for_its_field_and_never_becomes_a_change() -> None:
+    # Given a mapped property changed to 1,025 characters, and one to 900 KB (it once poisoned a contact's item)
+    one_over = PLANTED + "x" * (MAX_VALUE_CHARS - len(PLANTED) + 1)
+    batch = [
+        contact_event(eventId=1, propertyName="city", propertyValue=one_over),
+        contact_event(eventId=2, propertyName="email", propertyValue=PLANTED * 50_000),
+    ]
+
+    # When parsed
+    events = source().parse(request(batch))
+
+    # Then each event is settled rejected for its field, says why without the value, and carries no change
+    for event, field, name in zip(events, (ContactField.CITY, ContactField.EMAIL), ("city", "email"), strict=True):
+        assert event.settled is Status.REJECTED
+        assert event.changes == {}
+        assert event.reason == f"{name} is longer than {MAX_VALUE_CHARS} characters"
+        assert event.refused == {field: event.reason}
+        assert event.key.startswith(f"{PORTAL}:{CONTACT}:{name}:")
+
+
+def test_a_value_at_the_cap_is_a_change_and_surrounding_blanks_do_not_count() -> None:
+    # Given a value of exactly the cap, padded with blanks HubSpot's UI may keep
+    value = "x" * MAX_VALUE_CHARS
+    event = parse_one(contact_event(propertyName="city", propertyValue=f"  {value}\n"))
+
+    # Then it is an ordinary change
+    assert event.settled is None
+    assert event.changes == {ContactField.CITY: value}
+    assert event.refused == {}
+
+
+def test_a_value_over_the_cap_of_an_unmapped_property_is_only_ignored() -> None:
+    # Given a huge value of a property the adapter does not map
+    event = parse_one(contact_event(propertyName="notes", propertyValue="x" * 100_000))
+
+    # Then it is ignored like any unmapped property (the value never leaves the source)
+    assert event.settled is Status.IGNORED
+    assert event.refused == {}
+
+
 def test_generic_object_property_change_of_a_contact_is_a_change() -> None:
     # Given the 2024 generic form for a contact (objectTypeId 0-1)
     event = parse_one(contact_event(subscriptionType="object.propertyChange", objectTypeId="0-1", propertyName="email"))
@@ -350,7 +390,7 @@ def raw_event(raw: str, **overrides: Any) -> str:
 
 
 def event_text(**overrides: Any) -> str:
-    return json.dumps(contact_event(eventId=2, **overrides))
+    return json.dumps(contact_event(**{"eventId": 2, **overrides}))
 
 
 def without_event_id() -> str:
@@ -378,6 +418,9 @@ MALFORMED_EVENTS: dict[str, tuple[str, str]] = {
     "propertyValue with a lone surrogate": (raw_event(f'"{PLANTED}\\ud800"', propertyValue=RAW), "propertyValue"),
     "propertyName with U+FFFF": (raw_event('"email\\uffff"', propertyName=RAW), "propertyName"),
     "objectId repeated": (repeating("objectId", "52"), "objectId"),
+    "objectId with a space": (event_text(objectId="51 52"), "objectId"),
+    "portalId with a control character": (event_text(portalId="62515\x00"), "portalId"),
+    "eventId of 65 characters": (event_text(eventId="1" * 65), "eventId"),
     "propertyValue repeated": (repeating("propertyValue", json.dumps(PLANTED)), "propertyValue"),
     "a string, not an object": (json.dumps(PLANTED), "JSON object"),
     "a number, not an object": ("42", "JSON object"),

@@ -71,7 +71,9 @@ class SourceEvent(BaseModel):
     """One CRM event, verified and parsed, before it is stored.
 
     ``changes`` holds the mapped fields it carries. An event with nothing to deliver is settled at
-    receive time: ``settled`` names its final status and ``reason`` says why.
+    receive time: ``settled`` names its final status and ``reason`` says why. A field whose value
+    the source refused (over ``MAX_VALUE_CHARS``) is in ``refused`` with its reason, never in
+    ``changes``; ``reason`` then names the refusals too, even when other fields go on.
     """
 
     model_config = _FROZEN
@@ -86,6 +88,8 @@ class SourceEvent(BaseModel):
     changes: dict[ContactField, FieldValue] = Field(default_factory=dict)
     settled: Status | None = None
     reason: str | None = None
+    refused: dict[ContactField, str] = Field(default_factory=dict)
+    """Fields the CRM changed to a value the source would not pass on, and why (never the value)."""
 
 
 class ContactChange(BaseModel):

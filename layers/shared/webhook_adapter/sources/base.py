@@ -17,6 +17,7 @@ from webhook_adapter.model import SourceEvent
 __all__ = [
     "JSON_MEDIA_TYPE",
     "MAX_INTEGER_DIGITS",
+    "MAX_VALUE_CHARS",
     "Source",
     "Unusable",
     "WebhookRequest",
@@ -24,6 +25,7 @@ __all__ = [
     "describe_validation_error",
     "field_map_or",
     "first_unusable",
+    "over_cap",
     "parse_json",
     "require_media_type",
 ]
@@ -35,6 +37,13 @@ MAX_INTEGER_DIGITS = 64
 
 Bounded before conversion: Python refuses to convert more than 4,300 digits (a ``ValueError`` no
 JSON error handler expects), and converting fewer still costs quadratic time.
+"""
+MAX_VALUE_CHARS = 1024
+"""Longest value (after trimming) a source passes on for a contact field; a longer one is refused for that field.
+
+Far above any real email, phone or address part, and low enough that a contact's state item (every
+field's value, what Sphere accepted and what it refused: at most 4 bytes a character in UTF-8) stays
+a small fraction of DynamoDB's 400 KB item limit.
 """
 _UNCARRIABLE_TEXT = re.compile("[\ud800-\udfff\ufffe\uffff]")
 """Characters JSON can escape but nothing downstream carries: lone surrogates have no UTF-8 encoding
@@ -221,6 +230,11 @@ def canonical_json(document: Any) -> str:
     What a dedup key is derived from when a document has no usable identity of its own.
     """
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=repr)
+
+
+def over_cap(value: str, name: str) -> str | None:
+    """Why a contact field's (trimmed) value is refused, naming the field as the CRM calls it, or ``None``."""
+    return f"{name} is longer than {MAX_VALUE_CHARS} characters" if len(value) > MAX_VALUE_CHARS else None
 
 
 def describe_validation_error(exc: ValidationError, *, limit: int = 3) -> str:

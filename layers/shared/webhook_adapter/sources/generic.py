@@ -24,6 +24,7 @@ from webhook_adapter.sources.base import (
     WebhookRequest,
     field_map_or,
     first_unusable,
+    over_cap,
     parse_json,
     require_media_type,
 )
@@ -32,7 +33,6 @@ __all__ = ["DEFAULT_FIELD_MAP", "GenericConfig", "GenericSource", "build"]
 
 NAME = "generic"
 _MAX_ID_LENGTH = 256
-_MAX_VALUE_LENGTH = 1024
 _EPOCH_SECONDS_LIMIT = 10**11
 """Numbers below this are epoch seconds, above it epoch milliseconds (10**11 s is the year 5138)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -168,14 +168,30 @@ class GenericSource:
             if occurred is MISSING or occurred is None
             else _epoch_ms(occurred, self.config.occurred_at_path)
         )
-        changes = self._changes(payload)
-        common = {"key": event_id, "event_id": event_id, "contact_id": contact_id.strip(), "occurred_at": occurred_at}
-        if not changes:
-            return [SourceEvent(**common, kind="contact", settled=Status.IGNORED, reason="no mapped field in the body")]
-        return [SourceEvent(**common, kind="contact", changes=changes)]
+        changes, refused = self._changes(payload)
+        common = {
+            "key": event_id,
+            "event_id": event_id,
+            "contact_id": contact_id.strip(),
+            "occurred_at": occurred_at,
+            "kind": "contact",
+            "refused": refused,
+        }
+        refusals = "; ".join(refused.values()) or None
+        if changes:
+            return [SourceEvent(**common, changes=changes, reason=refusals)]
+        if refused:
+            return [SourceEvent(**common, settled=Status.REJECTED, reason=refusals)]
+        return [SourceEvent(**common, settled=Status.IGNORED, reason="no mapped field in the body")]
 
-    def _changes(self, payload: dict[str, Any]) -> dict[ContactField, FieldValue]:
+    def _changes(self, payload: dict[str, Any]) -> tuple[dict[ContactField, FieldValue], dict[ContactField, str]]:
+        """The mapped fields the body holds, and those refused for their value (with why).
+
+        Raises:
+            InvalidPayload: a mapped field holds something else than text, a number or null.
+        """
         changes: dict[ContactField, FieldValue] = {}
+        refused: dict[ContactField, str] = {}
         for field, path in self.config.field_map.items():
             value = lookup(payload, path)
             if value is MISSING:
@@ -184,10 +200,12 @@ class GenericSource:
                 value = str(value)
             if value is not None and not isinstance(value, str):
                 raise InvalidPayload(f"{path} must be text, a number or null")
-            if value is not None and len(value) > _MAX_VALUE_LENGTH:
-                raise InvalidPayload(f"{path} is longer than {_MAX_VALUE_LENGTH} characters")
-            changes[field] = (value.strip() or None) if value is not None else None
-        return changes
+            text = value.strip() if value is not None else ""
+            if problem := over_cap(text, path):
+                refused[field] = problem
+            else:
+                changes[field] = text or None
+        return changes, refused
 
 
 def build() -> GenericSource:

@@ -26,6 +26,7 @@ from webhook_adapter.sources.base import (
     canonical_json,
     describe_validation_error,
     field_map_or,
+    over_cap,
     parse_json,
     require_media_type,
 )
@@ -73,7 +74,8 @@ def _as_str(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-type _Id = Annotated[str, BeforeValidator(_as_str), Field(min_length=1, max_length=64)]
+type _Id = Annotated[str, BeforeValidator(_as_str), Field(min_length=1, max_length=64, pattern=r"^[!-~]+$")]
+"""HubSpot's ids are numbers; text is accepted, but only visible ASCII: ids become keys and queue groups."""
 type _EpochMs = Annotated[int, Field(ge=0, lt=MAX_EPOCH_MS, strict=True)]
 type _Kind = Annotated[str, Field(max_length=128)]
 
@@ -259,6 +261,8 @@ class HubSpotSource:
                 reason=f"HubSpot redacted the sensitive property {event.property_name}",
             )
         value = event.property_value.strip() if event.property_value else None
+        if value and (problem := over_cap(value, event.property_name or "")):
+            return SourceEvent(**common, settled=Status.REJECTED, reason=problem, refused={field: problem})
         return SourceEvent(**common, changes={field: value or None})
 
 
