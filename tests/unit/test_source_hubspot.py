@@ -569,6 +569,20 @@ def test_other_or_missing_content_type_is_refused(content_type: str | None) -> N
     assert caught.value.status_code == 415
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [f"text/{PLANTED}", f"application/json{PLANTED}", f"{PLANTED}\r\nX-Injected: 1", "x" * 100_000 + PLANTED],
+    ids=["type", "suffix", "CRLF", "huge"],
+)
+def test_a_refused_content_type_is_not_repeated_in_the_answer(content_type: str) -> None:
+    # Given a content type carrying a recognisable value (a header is as untrusted as the body)
+    # When checked, Then it is refused without repeating it
+    with pytest.raises(UnsupportedMediaType) as caught:
+        source().check_media_type(request(b"[]", content_type=content_type))
+    assert PLANTED not in caught.value.message
+    assert caught.value.message == "content type must be application/json, got another"
+
+
 # --- verify -------------------------------------------------------------------------------------
 
 
