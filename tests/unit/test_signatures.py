@@ -644,3 +644,15 @@ def test_standard_webhook_accepts_a_message_id_in_any_language() -> None:
     verify_standard_webhook(
         secrets=[STANDARD_SECRET], msg_id=msg_id, timestamp=STANDARD_TS, signature_header=header, body=BODY, now=NOW
     )
+
+
+@pytest.mark.parametrize("part", ["secret", "method", "uri"])
+def test_hubspot_signatures_refuse_text_that_has_no_bytes(part: str) -> None:
+    # Given a lone surrogate in the secret, the method or the URI (whose query string is the caller's)
+    request = {"secret": SECRET, "method": METHOD, "uri": URI, part: UNENCODABLE}
+
+    # When verified with either scheme, Then it is a SignatureError, not a UnicodeEncodeError
+    with pytest.raises(SignatureError, match="not valid text"):
+        verify_hubspot_v3(**request, body=BODY, signature=hubspot_v3(), timestamp=NOW_MS, now=NOW)
+    with pytest.raises(SignatureError, match="not valid text"):
+        verify_hubspot_legacy(**request, version="v2", body=BODY, signature=legacy_signature("v2"))

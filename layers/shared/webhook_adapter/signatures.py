@@ -75,12 +75,12 @@ def _ascii(value: str, header: str) -> bytes:
     return value.encode("ascii")
 
 
-def _utf8(value: str, header: str) -> bytes:
-    """A signed header's bytes as the sender signed them (UTF-8); a lone surrogate has none."""
+def _utf8(value: str, what: str) -> bytes:
+    """Signed text's bytes as the sender signed them (UTF-8); a lone surrogate has none, so nobody signed it."""
     try:
         return value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise SignatureError(f"{header} is not valid text") from exc
+        raise SignatureError(f"{what} is not valid text") from exc
 
 
 def _matches_any(expected: Iterable[bytes], given: Iterable[bytes]) -> bool:
@@ -100,9 +100,14 @@ def _hubspot_decoded_uri(uri: str) -> str:
 
 
 def sign_hubspot_v3(*, secret: str, method: str, uri: str, body: bytes, timestamp: str) -> str:
-    """The ``X-HubSpot-Signature-v3`` value HubSpot sends for this request (also used by tests and tools)."""
-    message = method.upper().encode() + uri.encode() + body + timestamp.encode()
-    return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
+    """The ``X-HubSpot-Signature-v3`` value HubSpot sends for this request (also used by tests and tools).
+
+    Raises:
+        SignatureError: the secret, method, URI or timestamp is not text (a lone surrogate has no bytes).
+    """
+    message = _utf8(method.upper() + uri, "the request method or URL") + body + _utf8(timestamp, "the timestamp")
+    key = _utf8(secret, "the configured secret")
+    return base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
 
 
 def verify_hubspot_v3(
@@ -113,7 +118,8 @@ def verify_hubspot_v3(
     ``uri`` is the public URL HubSpot was configured with; the timestamp is used exactly as received.
 
     Raises:
-        SignatureError: the signature or timestamp is missing, malformed, stale, or does not match.
+        SignatureError: the signature or timestamp is missing, malformed, stale, or does not match; or the
+            secret, method or URI is not text.
     """
     if not secret:
         raise SignatureError("no verification secret is configured")
@@ -137,7 +143,8 @@ def verify_hubspot_legacy(
     These carry no timestamp, so they cannot stop a replay: callers accept them only when configured.
 
     Raises:
-        SignatureError: the signature is missing, of an unknown version, or does not match.
+        SignatureError: the signature is missing, of an unknown version, or does not match; or the
+            secret, method or URI is not text.
     """
     if not secret:
         raise SignatureError("no verification secret is configured")
@@ -145,9 +152,9 @@ def verify_hubspot_legacy(
         raise SignatureError("missing X-HubSpot-Signature header")
     match (version or "").lower():
         case "v1":
-            source = secret.encode() + body
+            source = _utf8(secret, "the configured secret") + body
         case "v2":
-            source = secret.encode() + method.upper().encode() + uri.encode() + body
+            source = _utf8(secret + method.upper() + uri, "the configured secret, method or URL") + body
         case _:
             raise SignatureError("X-HubSpot-Signature-Version must be v1 or v2")
     expected = hashlib.sha256(source).hexdigest().encode()
