@@ -206,8 +206,10 @@ def parse_json(body: bytes) -> Any:
         )
     except UnicodeDecodeError as exc:
         raise InvalidPayload("request body is not valid UTF-8") from exc
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except json.JSONDecodeError as exc:
         raise InvalidPayload("request body is not valid JSON") from exc
+    except RecursionError as exc:  # thousands of levels: deeper than the decoder goes
+        raise InvalidPayload(f"request body is nested deeper than {_MAX_JSON_DEPTH} levels") from exc
     return _check_tree(document)
 
 
