@@ -312,7 +312,9 @@ def test_a_contact_id_that_is_not_printable_is_invalid(contact_id: str) -> None:
     assert_invalid({"id": contact_id, "email": "jane@example.com"}, names="id must be the contact's id")
 
 
-@pytest.mark.parametrize("timestamp", ["", "soon", "1" * 400, "-5"], ids=["empty", "text", "400 digits", "negative"])
+@pytest.mark.parametrize(
+    "timestamp", ["", "soon", "1" * 400, "-5", "9" * 12], ids=["empty", "text", "400 digits", "negative", "year 33658"]
+)
 def test_a_malformed_webhook_timestamp_is_invalid_when_it_would_be_the_change_time(timestamp: str) -> None:
     # Given no updatedAt in the body, and a webhook-timestamp verification would have refused
     # When parsed on its own, Then it is an invalid payload, not a ValueError
