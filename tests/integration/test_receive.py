@@ -117,9 +117,10 @@ def assert_error(answer: Answer, status: int, code: str) -> None:
     assert answer.body["error"]["message"]
 
 
-def refused_since(pipeline: Pipeline, start_ms: int) -> list[dict[str, Any]]:
-    """Refused requests recorded from ``start_ms`` until now."""
-    return pipeline.store.events_by_status(Status.REFUSED, start_ms - 1000, now_ms() + 1000)
+def refused_since(pipeline: Pipeline, start_ms: int, *, kind: str = "REQUEST#") -> list[dict[str, Any]]:
+    """Refused requests (or, with ``kind="C#"``, refused events of accepted batches) recorded from ``start_ms``."""
+    found = pipeline.store.events_by_status(Status.REFUSED, start_ms - 1000, now_ms() + 1000)
+    return [record for record in found if str(record["pk"]).startswith(kind)]
 
 
 def assert_refused_once(pipeline: Pipeline, start_ms: int, *, status: int, code: str, body: bytes) -> dict[str, Any]:
@@ -583,12 +584,6 @@ def _signed_body(body: bytes) -> BadRequest:
     return lambda _now: _signed(body)
 
 
-def _event_without_event_id(now: int) -> tuple[str, dict[str, str], bytes]:
-    event = hubspot_event(7, "email", "ada@example.com", occurred_at=now, event_id=1)
-    del event["eventId"]
-    return _signed(json.dumps([event]).encode())
-
-
 def _too_many_events(now: int) -> tuple[str, dict[str, str], bytes]:
     events = [hubspot_event(7, "city", "Lisbon", occurred_at=now, event_id=i) for i in range(101)]
     return _signed(json.dumps(events).encode())
@@ -627,7 +622,6 @@ BAD_REQUESTS: list[tuple[str, BadRequest, int, str]] = [
     ("legacy v1 signature, not enabled", _legacy_v1, 401, "invalid_signature"),
     ("invalid JSON", _signed_body(b'[{"eventId": 1,'), 400, "invalid_payload"),
     ("not an array", _signed_body(b'{"eventId": 1}'), 400, "invalid_payload"),
-    ("an event without eventId", _event_without_event_id, 400, "invalid_payload"),
     ("an empty array", _signed_body(b"[]"), 400, "invalid_payload"),
     ("more than 100 events", _too_many_events, 400, "invalid_payload"),
 ]
@@ -702,6 +696,30 @@ def test_bad_input_is_answered_with_its_status_and_recorded_as_refused(
 
         # Then it is still answered 401, not 5xx: a failure to record must not make HubSpot retry bad input
         assert_error(answer, 401, "invalid_signature")
+
+
+def test_a_malformed_event_is_settled_refused_and_the_rest_of_its_batch_is_queued(pipeline: Pipeline) -> None:
+    # Given a batch whose second event has no eventId (HubSpot retries a whole batch on any 4xx)
+    start = now_ms()
+    good = hubspot_event(7, "email", "ada@example.com", occurred_at=start, event_id=1)
+    bad = hubspot_event(7, "city", "Lisbon", occurred_at=start, event_id=2)
+    del bad["eventId"]
+    body = json.dumps([good, bad]).encode()
+
+    # When it is posted
+    answer = pipeline.post("hubspot", hubspot_headers(body), body)
+
+    # Then it is accepted: the good event queued, the bad one named by its position and settled refused
+    assert answer.status == 202
+    assert answer.body == {"accepted": ["1", "#1"], "duplicates": [], "settled": {"refused": ["#1"]}}
+    assert pipeline.queued_messages() == 1
+    assert [record["reason"] for record in refused_since(pipeline, start, kind="C#")] == [
+        "invalid HubSpot event: eventId: Field required"
+    ]
+    # And HubSpot's retry of the batch, once delivered, finds both known
+    pipeline.drain()
+    retry = json.dumps(retry_of([good, bad])).encode()
+    assert pipeline.post("hubspot", hubspot_headers(retry), retry).body == {"accepted": [], "duplicates": ["1", "#1"]}
 
 
 def test_a_body_over_the_limit_is_answered_413_and_recorded(
@@ -960,7 +978,7 @@ def test_no_secret_signature_or_payload_value_leaks_into_logs_answers_or_records
     ]
 
     # Then they were answered as expected
-    assert [answer.status for answer in answers] == [202, 401, 400, 400, 400]
+    assert [answer.status for answer in answers] == [202, 401, 202, 400, 400]
     # And no log line, answer or refused record holds the client secret, a signature or the planted value
     captured = capsys.readouterr()
     logs = captured.out + captured.err + caplog.text + "".join(str(record.__dict__) for record in caplog.records)
@@ -968,7 +986,8 @@ def test_no_secret_signature_or_payload_value_leaks_into_logs_answers_or_records
     assert "webhook refused" in logs
     answered = json.dumps([answer.body for answer in answers])
     recorded = json.dumps(refused_since(pipeline, start), default=str)
-    assert len(refused_since(pipeline, start)) == 4
+    assert len(refused_since(pipeline, start)) == 3
+    assert len(refused_since(pipeline, start, kind="C#")) == 3  # the malformed events of the invalid batch
     forbidden = {
         "client secret": HUBSPOT_SECRET,
         "generic secret": GENERIC_SECRET,
@@ -1040,8 +1059,9 @@ def test_an_event_time_beyond_what_the_store_can_write_is_refused_before_anythin
     # When it is posted
     answer = pipeline.post_hubspot(batch)
 
-    # Then it is answered 400 like any other malformed event, and nothing is queued
-    assert_error(answer, 400, "invalid_payload")
+    # Then it is acknowledged and settled refused like any other malformed event, and nothing is queued
+    assert answer.status == 202
+    assert answer.body["settled"] == {"refused": ["1"]}
     assert pipeline.queued_messages() == 0
 
 

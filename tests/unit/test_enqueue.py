@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -57,3 +58,16 @@ def test_a_change_with_text_that_cannot_be_encoded_refuses_the_request() -> None
     # Given an event value holding a lone surrogate (valid in a JSON escape, not in UTF-8)
     with pytest.raises(InvalidPayload, match="cannot be encoded"):
         messages_for([change(1, value="\ud800")])
+
+
+@pytest.mark.parametrize("contact_id", ["crm 42", "José", "x" * 200, "tab\there"])
+def test_a_contact_id_sqs_would_refuse_as_a_group_id_is_hashed(contact_id: str) -> None:
+    # Given a contact whose id has a space, a letter outside ASCII, or is too long for a message group id
+    one = change(1).model_copy(update={"contact_id": contact_id})
+
+    # When its message is built
+    [message] = messages_for([one])
+
+    # Then its group id is what SQS accepts (visible ASCII, 1 to 128 characters), stable for the contact
+    assert re.fullmatch(r"[!-~]{1,128}", message.group_id)
+    assert message.group_id == messages_for([one])[0].group_id

@@ -542,3 +542,117 @@ def test_signature_errors_answer_401() -> None:
     # Then it maps to 401 invalid_signature
     assert caught.value.status_code == 401
     assert caught.value.code == "invalid_signature"
+
+
+# --- header values of any length or content ------------------------------------------------------
+
+HUGE_TIMESTAMPS = {
+    "21 digits": "1" * 21,
+    "310 digits (over a float)": "1" * 310,
+    "4,301 digits (over int conversion)": "1" * 4301,
+    "100,000 digits": "9" * 100_000,
+    "zero-padded to 400 digits": "0" * 390 + NOW_MS[:10],
+}
+
+
+@pytest.mark.parametrize("timestamp", HUGE_TIMESTAMPS.values(), ids=HUGE_TIMESTAMPS.keys())
+def test_hubspot_v3_refuses_a_timestamp_of_too_many_digits(timestamp: str) -> None:
+    # Given a timestamp of more digits than any epoch time, signed with the right secret
+    signature = hubspot_v3(timestamp=timestamp)
+
+    # When verified, Then it is a SignatureError naming the header (not an OverflowError or ValueError)
+    with pytest.raises(SignatureError, match="X-HubSpot-Request-Timestamp is not a timestamp"):
+        verify_hubspot_v3(
+            secret=SECRET, method=METHOD, uri=URI, body=BODY, signature=signature, timestamp=timestamp, now=NOW
+        )
+
+
+@pytest.mark.parametrize("timestamp", HUGE_TIMESTAMPS.values(), ids=HUGE_TIMESTAMPS.keys())
+def test_standard_webhook_refuses_a_timestamp_of_too_many_digits(timestamp: str) -> None:
+    # Given a webhook-timestamp of more digits than any epoch time, signed with the right secret
+    header = standard_signature(timestamp=timestamp)
+
+    # When verified, Then it is a SignatureError naming the header
+    with pytest.raises(SignatureError, match="webhook-timestamp is not a timestamp"):
+        verify_standard_webhook(
+            secrets=[STANDARD_SECRET], msg_id=MSG_ID, timestamp=timestamp, signature_header=header, body=BODY, now=NOW
+        )
+
+
+UNENCODABLE = "sig\ud800nature"
+"""A lone surrogate: text no byte sequence stands for (a Lambda event's JSON can still carry one)."""
+
+
+@pytest.mark.parametrize(
+    "signature", [UNENCODABLE, "s\u00efgn\u00e4ture", "\x00\r\n"], ids=["surrogate", "latin", "control"]
+)
+def test_hubspot_v3_refuses_a_signature_that_is_not_base64_text(signature: str) -> None:
+    # Given a signature header that no base64 encoder produced
+    # When verified, Then it is a SignatureError (not a UnicodeEncodeError)
+    with pytest.raises(SignatureError, match="X-HubSpot-Signature-v3"):
+        verify_hubspot_v3(
+            secret=SECRET, method=METHOD, uri=URI, body=BODY, signature=signature, timestamp=NOW_MS, now=NOW
+        )
+
+
+@pytest.mark.parametrize("signature", [UNENCODABLE, "\u0663\u0664", "\x00\r\n"], ids=["surrogate", "digits", "control"])
+def test_hubspot_legacy_refuses_a_signature_that_is_not_hex_text(signature: str) -> None:
+    with pytest.raises(SignatureError, match="X-HubSpot-Signature"):
+        verify_hubspot_legacy(secret=SECRET, version="v1", method=METHOD, uri=URI, body=BODY, signature=signature)
+
+
+def test_standard_webhook_refuses_a_message_id_that_is_not_text() -> None:
+    # Given a webhook-id holding a lone surrogate (no UTF-8 encoding exists, so nobody signed it)
+    # When verified, Then it is a SignatureError naming the header
+    with pytest.raises(SignatureError, match="webhook-id"):
+        verify_standard_webhook(
+            secrets=[STANDARD_SECRET],
+            msg_id=UNENCODABLE,
+            timestamp=STANDARD_TS,
+            signature_header=standard_signature(),
+            body=BODY,
+            now=NOW,
+        )
+
+
+def test_standard_webhook_skips_signature_entries_that_are_not_base64_text() -> None:
+    # Given a header whose first entry holds a lone surrogate and whose second is the valid signature
+    header = f"v1,{UNENCODABLE} {standard_signature()}"
+
+    # When verified, Then the valid entry is found
+    verify_standard_webhook(
+        secrets=[STANDARD_SECRET], msg_id=MSG_ID, timestamp=STANDARD_TS, signature_header=header, body=BODY, now=NOW
+    )
+    # And a header holding only such entries is refused as having no signature
+    with pytest.raises(SignatureError, match="no v1 signature"):
+        verify_standard_webhook(
+            secrets=[STANDARD_SECRET],
+            msg_id=MSG_ID,
+            timestamp=STANDARD_TS,
+            signature_header=f"v1,{UNENCODABLE}",
+            body=BODY,
+            now=NOW,
+        )
+
+
+def test_standard_webhook_accepts_a_message_id_in_any_language() -> None:
+    # Given a webhook-id with non-ASCII letters, signed over its UTF-8 bytes
+    msg_id = "msg_\u00e9t\u00e9_\u65e5\u672c"
+    header = sign_standard_webhook(secret=STANDARD_SECRET, msg_id=msg_id, timestamp=STANDARD_TS, body=BODY)
+
+    # When verified, Then it is accepted
+    verify_standard_webhook(
+        secrets=[STANDARD_SECRET], msg_id=msg_id, timestamp=STANDARD_TS, signature_header=header, body=BODY, now=NOW
+    )
+
+
+@pytest.mark.parametrize("part", ["secret", "method", "uri"])
+def test_hubspot_signatures_refuse_text_that_has_no_bytes(part: str) -> None:
+    # Given a lone surrogate in the secret, the method or the URI (whose query string is the caller's)
+    request = {"secret": SECRET, "method": METHOD, "uri": URI, part: UNENCODABLE}
+
+    # When verified with either scheme, Then it is a SignatureError, not a UnicodeEncodeError
+    with pytest.raises(SignatureError, match="not valid text"):
+        verify_hubspot_v3(**request, body=BODY, signature=hubspot_v3(), timestamp=NOW_MS, now=NOW)
+    with pytest.raises(SignatureError, match="not valid text"):
+        verify_hubspot_legacy(**request, version="v2", body=BODY, signature=legacy_signature("v2"))

@@ -11,7 +11,7 @@ from webhook_adapter.errors import InvalidPayload, SignatureError, UnsupportedMe
 from webhook_adapter.model import ContactField, SourceEvent, Status
 from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import sign_standard_webhook
-from webhook_adapter.sources.base import WebhookRequest
+from webhook_adapter.sources.base import MAX_VALUE_CHARS, WebhookRequest
 from webhook_adapter.sources.generic import GenericConfig, GenericSource
 
 NOW = 1_700_000_000.0
@@ -188,12 +188,12 @@ def test_occurred_at_before_the_epoch_is_an_invalid_payload() -> None:
     assert_invalid(body, names="updatedAt")
 
 
-@pytest.mark.parametrize(("raw_time", "named"), [(b"Infinity", "not valid JSON"), (b"1e400", "updatedAt")])
+@pytest.mark.parametrize(("raw_time", "named"), [(b"Infinity", "not valid JSON"), (b"1e400", "too large")])
 def test_occurred_at_infinity_is_an_invalid_payload(raw_time: bytes, named: str) -> None:
     # Given updatedAt as JSON's non-standard Infinity, or a valid JSON number too large for a float
     body = b'{"id": "contact-7", "email": "jane@example.com", "updatedAt": ' + raw_time + b"}"
 
-    # Then it is refused as invalid (the body, or the field), not an OverflowError
+    # Then it is refused as invalid (not JSON, or a number too large), not an OverflowError
     assert_invalid(body, names=named)
 
 
@@ -231,8 +231,40 @@ def test_field_value_that_is_not_text_is_invalid(value: Any) -> None:
     assert_invalid(body, names="address.city must be text")
 
 
-def test_overlong_field_value_is_invalid() -> None:
-    assert_invalid({"id": "contact-7", "email": PLANTED * 100}, names="email is longer than 1024")
+def test_a_value_over_the_cap_is_refused_for_its_field_and_the_others_are_kept() -> None:
+    # Given an email over the cap beside a valid city
+    body = {"id": "contact-7", "email": PLANTED * 100, "address": {"city": "Chicago"}}
+
+    # When parsed
+    event = parse(body)
+
+    # Then the email is left out of the changes and its refusal is kept with the reason; the city goes on
+    assert event.settled is None
+    assert event.changes == {ContactField.CITY: "Chicago"}
+    assert event.refused == {ContactField.EMAIL: f"email is longer than {MAX_VALUE_CHARS} characters"}
+    assert event.reason == f"email is longer than {MAX_VALUE_CHARS} characters"
+    assert PLANTED not in repr(event.refused)
+
+
+def test_an_event_whose_every_value_is_over_the_cap_is_rejected() -> None:
+    # Given a body whose only mapped fields are both over the cap
+    event = parse({"id": "contact-7", "email": "x" * 5000, "address": {"city": PLANTED * 200}})
+
+    # Then the event is settled rejected, naming each field, with nothing to deliver
+    assert event.settled is Status.REJECTED
+    assert event.changes == {}
+    assert event.refused == {
+        ContactField.EMAIL: f"email is longer than {MAX_VALUE_CHARS} characters",
+        ContactField.CITY: f"address.city is longer than {MAX_VALUE_CHARS} characters",
+    }
+    assert event.reason == "; ".join(event.refused.values())
+
+
+def test_a_value_at_the_cap_is_kept_and_surrounding_blanks_do_not_count() -> None:
+    value = "y" * MAX_VALUE_CHARS
+    event = parse({"id": "contact-7", "address": {"city": f"   {value}\t"}})
+    assert event.changes == {ContactField.CITY: value}
+    assert event.refused == {}
 
 
 @pytest.mark.parametrize("webhook_id", ["", "   ", "m" * 257])
@@ -243,6 +275,51 @@ def test_missing_or_overlong_webhook_id_is_invalid(webhook_id: str) -> None:
 
 def test_body_that_is_not_json_is_invalid() -> None:
     assert_invalid(f'{{"id": {PLANTED}'.encode(), names="not valid JSON")
+
+
+# --- values that cannot travel on refuse the body ---------------------------------------------------
+
+UNUSABLE_BODIES: dict[str, tuple[str, str]] = {
+    "an integer of 4,301 digits in the address": ('{"id": "c-7", "address": {"zip": ' + "1" * 4301 + "}}", "integer"),
+    "an integer of 100 digits as the contact id": ('{"id": ' + "1" * 100 + ', "email": "a@b.co"}', "integer"),
+    "an integer of 5,000 digits nobody reads": ('{"id": "c-7", "email": "a@b.co", "n": ' + "9" * 5000 + "}", "integer"),
+    "1e400 as a value": ('{"id": "c-7", "address": {"postalCode": 1e400}}', "number too large"),
+    "a lone surrogate in a value": (f'{{"id": "c-7", "email": "{PLANTED}\\udbff"}}', "text"),
+    "a lone surrogate in the contact id": (f'{{"id": "{PLANTED}\\ud800", "email": "a@b.co"}}', "text"),
+    "U+FFFF in a value": (f'{{"id": "c-7", "address": {{"city": "{PLANTED}\\uffff"}}}}', "text"),
+    "a repeated key": (f'{{"id": "c-7", "email": "a@b.co", "email": "{PLANTED}"}}', "key"),
+    "a repeated object": (f'{{"id": "c-7", "address": {{"city": "A"}}, "address": {{"city": "{PLANTED}"}}}}', "key"),
+}
+
+
+@pytest.mark.parametrize(("body", "names"), UNUSABLE_BODIES.values(), ids=UNUSABLE_BODIES.keys())
+def test_a_value_that_cannot_be_queued_or_stored_makes_the_body_invalid(body: str, names: str) -> None:
+    # Given a body holding a value JSON allows but the adapter cannot carry on (one event per request)
+    # When parsed, Then the request is an invalid payload naming the problem, not a crash or a poisoned queue
+    assert_invalid(body.encode(), names=names)
+
+
+@pytest.mark.parametrize("webhook_id", ["msg\x00id", "msg\nid", "msg\uffff"], ids=["NUL", "LF", "U+FFFF"])
+def test_a_webhook_id_that_is_not_printable_is_invalid(webhook_id: str) -> None:
+    # Given a signed webhook-id holding a control character or a noncharacter (it becomes a key)
+    # Then it is refused, naming the header
+    with pytest.raises(InvalidPayload, match="webhook-id"):
+        source().parse(request({"id": "contact-7", "email": "jane@example.com"}, headers={"webhook-id": webhook_id}))
+
+
+@pytest.mark.parametrize("contact_id", ["contact\x007", "contact\r\n7", "\u200b"], ids=["NUL", "CRLF", "ZWSP"])
+def test_a_contact_id_that_is_not_printable_is_invalid(contact_id: str) -> None:
+    assert_invalid({"id": contact_id, "email": "jane@example.com"}, names="id must be the contact's id")
+
+
+@pytest.mark.parametrize(
+    "timestamp", ["", "soon", "1" * 400, "-5", "9" * 12], ids=["empty", "text", "400 digits", "negative", "year 33658"]
+)
+def test_a_malformed_webhook_timestamp_is_invalid_when_it_would_be_the_change_time(timestamp: str) -> None:
+    # Given no updatedAt in the body, and a webhook-timestamp verification would have refused
+    # When parsed on its own, Then it is an invalid payload, not a ValueError
+    with pytest.raises(InvalidPayload, match="webhook-timestamp"):
+        source().parse(request({"id": "contact-7", "email": "a@b.co"}, headers={"webhook-timestamp": timestamp}))
 
 
 # --- configuration from the environment ---------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 from webhook_adapter.errors import InvalidPayload, SignatureError, UnsupportedMediaType
 from webhook_adapter.model import ContactField, SourceEvent, Status
 from webhook_adapter.signatures import sign_hubspot_v3
-from webhook_adapter.sources.base import WebhookRequest
+from webhook_adapter.sources.base import MAX_VALUE_CHARS, WebhookRequest
 from webhook_adapter.sources.hubspot import HubSpotConfig, HubSpotSource
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hubspot"
@@ -227,6 +227,46 @@ def test_values_are_trimmed_and_numbers_read_as_text() -> None:
     assert postal_code.changes == {ContactField.POSTAL_CODE: "60601"}
 
 
+def test_a_value_over_the_cap_is_rejected_for_its_field_and_never_becomes_a_change() -> None:
+    # Given a mapped property changed to 1,025 characters, and one to 900 KB (it once poisoned a contact's item)
+    one_over = PLANTED + "x" * (MAX_VALUE_CHARS - len(PLANTED) + 1)
+    batch = [
+        contact_event(eventId=1, propertyName="city", propertyValue=one_over),
+        contact_event(eventId=2, propertyName="email", propertyValue=PLANTED * 50_000),
+    ]
+
+    # When parsed
+    events = source().parse(request(batch))
+
+    # Then each event is settled rejected for its field, says why without the value, and carries no change
+    for event, field, name in zip(events, (ContactField.CITY, ContactField.EMAIL), ("city", "email"), strict=True):
+        assert event.settled is Status.REJECTED
+        assert event.changes == {}
+        assert event.reason == f"{name} is longer than {MAX_VALUE_CHARS} characters"
+        assert event.refused == {field: event.reason}
+        assert event.key.startswith(f"{PORTAL}:{CONTACT}:{name}:")
+
+
+def test_a_value_at_the_cap_is_a_change_and_surrounding_blanks_do_not_count() -> None:
+    # Given a value of exactly the cap, padded with blanks HubSpot's UI may keep
+    value = "x" * MAX_VALUE_CHARS
+    event = parse_one(contact_event(propertyName="city", propertyValue=f"  {value}\n"))
+
+    # Then it is an ordinary change
+    assert event.settled is None
+    assert event.changes == {ContactField.CITY: value}
+    assert event.refused == {}
+
+
+def test_a_value_over_the_cap_of_an_unmapped_property_is_only_ignored() -> None:
+    # Given a huge value of a property the adapter does not map
+    event = parse_one(contact_event(propertyName="notes", propertyValue="x" * 100_000))
+
+    # Then it is ignored like any unmapped property (the value never leaves the source)
+    assert event.settled is Status.IGNORED
+    assert event.refused == {}
+
+
 def test_generic_object_property_change_of_a_contact_is_a_change() -> None:
     # Given the 2024 generic form for a contact (objectTypeId 0-1)
     event = parse_one(contact_event(subscriptionType="object.propertyChange", objectTypeId="0-1", propertyName="email"))
@@ -338,34 +378,151 @@ def test_batch_of_exactly_100_events_is_accepted() -> None:
     assert len(source().parse(request(batch))) == 100
 
 
-def test_missing_event_id_is_invalid_and_named() -> None:
-    # Given a second event without eventId
-    second = contact_event(propertyValue=PLANTED)
-    del second["eventId"]
+# --- one malformed event in a batch --------------------------------------------------------------
 
-    # Then the message names the path to the field
-    assert_invalid(json.dumps([contact_event(), second]).encode(), names="1.eventId")
+RAW = "__raw_json__"
+"""A placeholder string in an event, replaced by raw JSON text ``json.dumps`` cannot write."""
 
 
-def test_occurred_at_as_a_string_is_invalid_and_named() -> None:
-    # Given occurredAt sent as text (a number would be required)
-    event = contact_event(occurredAt=f"1700000000000{PLANTED}")
-
-    # Then the path is named, the value is not
-    assert_invalid(json.dumps([event]).encode(), names="0.occurredAt")
+def raw_event(raw: str, **overrides: Any) -> str:
+    """An event as JSON text, the ``RAW`` placeholder in ``overrides`` replaced by the raw JSON text ``raw``."""
+    return json.dumps(contact_event(eventId=2, **overrides)).replace(json.dumps(RAW), raw)
 
 
-def test_occurred_at_as_numeric_text_is_invalid() -> None:
-    assert_invalid(json.dumps([contact_event(occurredAt="1700000000000")]).encode(), names="0.occurredAt")
+def event_text(**overrides: Any) -> str:
+    return json.dumps(contact_event(**{"eventId": 2, **overrides}))
 
 
-@pytest.mark.parametrize("value", [{"secret": PLANTED}, [PLANTED], True])
-def test_property_value_that_is_not_a_scalar_is_invalid_and_named(value: Any) -> None:
-    # Given propertyValue as an object, a list or a boolean
-    event = contact_event(propertyValue=value)
+def without_event_id() -> str:
+    event = contact_event(propertyValue=PLANTED)
+    del event["eventId"]
+    return json.dumps(event)
 
-    # Then the path is named, the value is not
-    assert_invalid(json.dumps([event]).encode(), names="0.propertyValue")
+
+def repeating(key: str, value: str) -> str:
+    """An event object whose ``key`` appears a second time with ``value`` (raw JSON)."""
+    return event_text()[:-1] + f", {json.dumps(key)}: {value}}}"
+
+
+MALFORMED_EVENTS: dict[str, tuple[str, str]] = {
+    "missing eventId": (without_event_id(), "eventId: Field required"),
+    "occurredAt as text": (event_text(occurredAt=f"17{PLANTED}"), "occurredAt"),
+    "occurredAt as numeric text": (event_text(occurredAt="1700000000000"), "occurredAt"),
+    "occurredAt past year 5138": (event_text(occurredAt=10**17), "occurredAt"),
+    "propertyValue an object": (event_text(propertyValue={"a": PLANTED}), "propertyValue"),
+    "propertyValue a list": (event_text(propertyValue=[PLANTED]), "propertyValue"),
+    "propertyValue a boolean": (event_text(propertyValue=True), "propertyValue"),
+    "occurredAt of 4,301 digits": (raw_event("1" * 4301, occurredAt=RAW), "occurredAt: "),
+    "propertyValue of 400 digits": (raw_event("1" * 400, propertyValue=RAW), "propertyValue: "),
+    "propertyValue 1e400": (raw_event("1e400", propertyValue=RAW), "propertyValue: "),
+    "propertyValue with a lone surrogate": (raw_event(f'"{PLANTED}\\ud800"', propertyValue=RAW), "propertyValue"),
+    "propertyName with U+FFFF": (raw_event('"email\\uffff"', propertyName=RAW), "propertyName"),
+    "objectId repeated": (repeating("objectId", "52"), "objectId"),
+    "objectId with a space": (event_text(objectId="51 52"), "objectId"),
+    "portalId with a control character": (event_text(portalId="62515\x00"), "portalId"),
+    "eventId of 65 characters": (event_text(eventId="1" * 65), "eventId"),
+    "propertyValue repeated": (repeating("propertyValue", json.dumps(PLANTED)), "propertyValue"),
+    "a string, not an object": (json.dumps(PLANTED), "JSON object"),
+    "a number, not an object": ("42", "JSON object"),
+    "null, not an object": ("null", "JSON object"),
+    "a list, not an object": (json.dumps([contact_event(eventId=2)]), "JSON object"),
+    "an integer of 5,000 digits, not an object": ("9" * 5000, "JSON object"),
+}
+"""One malformed element of a batch, as raw JSON text, and what its refusal reason must name."""
+
+
+@pytest.mark.parametrize(("element", "names"), MALFORMED_EVENTS.values(), ids=MALFORMED_EVENTS.keys())
+def test_one_malformed_event_is_refused_on_its_own_and_the_rest_are_read(element: str, names: str) -> None:
+    # Given a batch of three whose middle event is malformed (HubSpot retries a whole batch on any 4xx)
+    first, last = contact_event(eventId=1), contact_event(eventId=3, propertyName="city", propertyValue="Chicago")
+    body = f"[{json.dumps(first)}, {element}, {json.dumps(last)}]".encode()
+
+    # When parsed
+    events = source().parse(request(body))
+
+    # Then the batch is read: the good events as usual, the bad one refused with a reason naming the problem
+    assert [event.settled for event in events] == [None, Status.REFUSED, None]
+    assert events[0].changes == {ContactField.EMAIL: "jane@example.com"}
+    assert events[2].changes == {ContactField.CITY: "Chicago"}
+    refused = events[1]
+    assert refused.changes == {}
+    assert refused.reason is not None
+    assert names in refused.reason
+    assert PLANTED not in refused.reason
+    assert refused.key.startswith("invalid:")
+    assert refused.key not in {events[0].key, events[2].key}
+
+
+def test_a_refused_event_keeps_its_key_when_hubspot_retries_the_batch() -> None:
+    # Given a malformed event, the same event as HubSpot resends it (attemptNumber + 1, keys reordered),
+    # and another malformed event
+    malformed = contact_event(occurredAt="yesterday", attemptNumber=0)
+    retried = dict(reversed(list({**malformed, "attemptNumber": 1}.items())))
+    other = contact_event(occurredAt="today")
+
+    # When each is parsed
+    [first], [again], [different] = (source().parse(request([event])) for event in (malformed, retried, other))
+
+    # Then the retry has the same dedup key, and another malformed event another one
+    assert first.key == again.key
+    assert first.key != different.key
+    assert len(first.key) <= 512
+
+
+def test_a_refused_event_is_named_by_its_event_id_when_readable_and_by_its_position_otherwise() -> None:
+    # Given malformed events: one with a readable eventId, one without, one with an eventId too long to be one
+    readable = contact_event(eventId=777, occurredAt="bad")
+    missing = contact_event(occurredAt="bad")
+    del missing["eventId"]
+    overlong = contact_event(eventId=PLANTED * 10, occurredAt="bad")
+
+    # When parsed
+    events = source().parse(request([readable, missing, overlong]))
+
+    # Then each is named so the 202 can list it, never by a value that is not an id
+    assert [event.event_id for event in events] == ["777", "#1", "#2"]
+
+
+def test_a_refused_event_is_filed_under_its_contact_when_its_ids_are_readable() -> None:
+    # Given malformed events with readable portal and object ids, and without
+    readable = contact_event(occurredAt="bad")
+    unreadable = contact_event(occurredAt="bad", objectId={"id": PLANTED})
+
+    # When parsed
+    first, second = source().parse(request([readable, unreadable]))
+
+    # Then the contact is portal:object, or a fixed placeholder
+    assert first.contact_id == f"{PORTAL}:{CONTACT}"
+    assert second.contact_id == "unknown"
+
+
+def test_a_refused_event_keeps_its_change_time_when_readable_and_takes_the_arrival_time_otherwise() -> None:
+    # Given a malformed event with a readable occurredAt, and one without
+    readable = contact_event(propertyValue=[1])
+    unreadable = contact_event(occurredAt="bad")
+
+    # When parsed
+    first, second = source().parse(request([readable, unreadable]))
+
+    # Then occurred_at is HubSpot's time, or the time the request arrived
+    assert first.occurred_at == OCCURRED_AT
+    assert second.occurred_at == int(NOW * 1000)
+
+
+def test_a_batch_of_only_malformed_events_is_read_as_refused_events() -> None:
+    events = source().parse(request(b"[1, 2, {}]"))
+    assert [event.settled for event in events] == [Status.REFUSED] * 3
+    assert [event.event_id for event in events] == ["#0", "#1", "#2"]
+
+
+def test_an_unusable_value_in_a_key_the_adapter_does_not_read_is_left_alone() -> None:
+    # Given a valid event carrying an extra key with a 1e400 and a lone surrogate
+    body = "[" + raw_event('{"a": 1e400, "b": "\\ud800", "c": 1' + "0" * 5000 + "}", extra=RAW) + "]"
+
+    # Then the event is read as usual (other keys are left alone)
+    [event] = source().parse(request(body.encode()))
+    assert event.settled is None
+    assert event.changes == {ContactField.EMAIL: "jane@example.com"}
 
 
 def test_body_that_is_not_utf8_is_invalid() -> None:
@@ -410,6 +567,20 @@ def test_other_or_missing_content_type_is_refused(content_type: str | None) -> N
     with pytest.raises(UnsupportedMediaType) as caught:
         source().check_media_type(request(b"[]", content_type=content_type))
     assert caught.value.status_code == 415
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [f"text/{PLANTED}", f"application/json{PLANTED}", f"{PLANTED}\r\nX-Injected: 1", "x" * 100_000 + PLANTED],
+    ids=["type", "suffix", "CRLF", "huge"],
+)
+def test_a_refused_content_type_is_not_repeated_in_the_answer(content_type: str) -> None:
+    # Given a content type carrying a recognisable value (a header is as untrusted as the body)
+    # When checked, Then it is refused without repeating it
+    with pytest.raises(UnsupportedMediaType) as caught:
+        source().check_media_type(request(b"[]", content_type=content_type))
+    assert PLANTED not in caught.value.message
+    assert caught.value.message == "content type must be application/json, got another"
 
 
 # --- verify -------------------------------------------------------------------------------------

@@ -75,7 +75,10 @@ def request_from_event(
         except (binascii.Error, ValueError) as exc:
             raise InvalidPayload("request body is not valid base64") from exc
     else:
-        body = raw.encode("utf-8")
+        try:
+            body = raw.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate: a direct invoke or a console test event can send one
+            raise InvalidPayload("request body is not valid UTF-8 text") from exc
     headers = {name.lower(): value for name, value in (event.headers or {}).items()}
     return WebhookRequest(
         source=source,

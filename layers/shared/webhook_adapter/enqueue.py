@@ -7,6 +7,7 @@ refuses the request before the first message is queued: a request is accepted or
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,7 +27,8 @@ __all__ = ["MESSAGE_LIMIT_BYTES", "ChangeQueue", "QueueMessage", "deduplication_
 MESSAGE_LIMIT_BYTES = 64 * 1024
 """SQS bills each started 64 KB of a message as one request: a contact's change over it is split in order."""
 _BATCH_LIMIT = 10
-_ID_LIMIT = 128
+_GROUP_ID = re.compile(r"[!-~]{1,128}")
+"""What SQS accepts as a message group id: visible ASCII, at most 128 characters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +41,9 @@ class QueueMessage:
 
 
 def message_group_id(change: ContactChange) -> str:
-    """The contact's FIFO group (hashed when the contact's id would make it longer than SQS allows)."""
+    """The contact's FIFO group, hashed when the contact's id would not make one SQS accepts (``_GROUP_ID``)."""
     group = change.group_id
-    return group if len(group) <= _ID_LIMIT else hashlib.sha256(group.encode()).hexdigest()
+    return group if _GROUP_ID.fullmatch(group) else hashlib.sha256(group.encode()).hexdigest()
 
 
 def deduplication_id(change: ContactChange) -> str:

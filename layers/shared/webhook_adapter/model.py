@@ -52,7 +52,8 @@ class Status(StrEnum):
     UNCHANGED = "unchanged"
     DEAD_LETTERED = "dead_lettered"
     REFUSED = "refused"
-    """A request answered 4xx at receive (bad signature, bad payload): recorded without its body."""
+    """A request answered 4xx at receive (bad signature, bad payload), or one malformed event of an accepted
+    HubSpot batch: recorded with why, never its body."""
 
 
 TERMINAL_STATUSES = frozenset(Status) - {Status.QUEUED, Status.RETRYING, Status.DEAD_LETTERED}
@@ -71,7 +72,9 @@ class SourceEvent(BaseModel):
     """One CRM event, verified and parsed, before it is stored.
 
     ``changes`` holds the mapped fields it carries. An event with nothing to deliver is settled at
-    receive time: ``settled`` names its final status and ``reason`` says why.
+    receive time: ``settled`` names its final status and ``reason`` says why. A field whose value
+    the source refused (over ``MAX_VALUE_CHARS``) is in ``refused`` with its reason, never in
+    ``changes``; ``reason`` then names the refusals too, even when other fields go on.
     """
 
     model_config = _FROZEN
@@ -85,7 +88,7 @@ class SourceEvent(BaseModel):
     kind: Annotated[str, Field(max_length=128)]
     changes: dict[ContactField, FieldValue] = Field(default_factory=dict)
     refused: dict[ContactField, str] = Field(default_factory=dict)
-    """Fields the source refused on arrival (a value over the length cap, ...), with why; never in ``changes``."""
+    """Fields whose value the source would not pass on (over the length cap), and why, never the value."""
     settled: Status | None = None
     reason: str | None = None
 

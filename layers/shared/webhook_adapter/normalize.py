@@ -164,9 +164,11 @@ def normalize_state(value: str, country_alpha3: str) -> str:
     """The subdivision code within the country (``IL`` from ``Illinois``, ``IL`` or ``US-IL``).
 
     Raises:
-        InvalidValue: not a subdivision of that country.
+        InvalidValue: not a subdivision of that country, or ``country_alpha3`` is no country's alpha-3 code.
     """
     country: Any = pycountry.countries.get(alpha_3=country_alpha3)
+    if country is None:
+        raise InvalidValue("state cannot be checked: the country is not an ISO 3166 alpha-3 code")
     alpha2 = str(country.alpha_2)
     wanted = _folded(value).removeprefix(f"{alpha2}-")
     subdivisions: Any = pycountry.subdivisions.get(country_code=alpha2)  # type: ignore[no-untyped-call]

@@ -45,6 +45,12 @@ HUBSPOT_URI_ESCAPES = {
 """Escapes HubSpot's docs say it decodes in the URI before signing v3 (unconfirmed: both readings are accepted)."""
 
 _STANDARD_SECRET_PREFIX = "whsec_"  # nosec B105 # the prefix of the Standard Webhooks secret format, not a secret
+_MAX_TIMESTAMP_DIGITS = 20
+"""No epoch time (seconds or milliseconds) this side of the year 3 billion has more digits.
+
+Checked before the text becomes a number: longer digit strings overflow a float (310+ digits) or
+exceed Python's int conversion limit (4,300+), and a zero-padded one is not what a CRM sends.
+"""
 
 
 def _checked_timestamp(timestamp: str | None, *, now: float, divisor: int, header: str) -> str:
@@ -52,12 +58,29 @@ def _checked_timestamp(timestamp: str | None, *, now: float, divisor: int, heade
         raise SignatureError(f"missing {header} header")
     if not timestamp.isascii() or not timestamp.isdigit():
         raise SignatureError(f"{header} is not an integer timestamp")
+    if len(timestamp) > _MAX_TIMESTAMP_DIGITS or (len(timestamp) > 1 and timestamp.startswith("0")):
+        raise SignatureError(f"{header} is not a timestamp: over {_MAX_TIMESTAMP_DIGITS} digits or zero-padded")
     age = now - int(timestamp) / divisor
     if age > SIGNATURE_TOLERANCE_SECONDS:
         raise SignatureError(f"{header} is older than {SIGNATURE_TOLERANCE_SECONDS} seconds")
     if age < -SIGNATURE_TOLERANCE_SECONDS:
         raise SignatureError(f"{header} is more than {SIGNATURE_TOLERANCE_SECONDS} seconds in the future")
     return timestamp
+
+
+def _ascii(value: str, header: str) -> bytes:
+    """A signature's bytes; base64 and hex are ASCII, so anything else cannot match (and may not encode)."""
+    if not value.isascii():
+        raise SignatureError(f"{header} is not base64 or hex text")
+    return value.encode("ascii")
+
+
+def _utf8(value: str, what: str) -> bytes:
+    """Signed text's bytes as the sender signed them (UTF-8); a lone surrogate has none, so nobody signed it."""
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SignatureError(f"{what} is not valid text") from exc
 
 
 def _matches_any(expected: Iterable[bytes], given: Iterable[bytes]) -> bool:
@@ -77,9 +100,14 @@ def _hubspot_decoded_uri(uri: str) -> str:
 
 
 def sign_hubspot_v3(*, secret: str, method: str, uri: str, body: bytes, timestamp: str) -> str:
-    """The ``X-HubSpot-Signature-v3`` value HubSpot sends for this request (also used by tests and tools)."""
-    message = method.upper().encode() + uri.encode() + body + timestamp.encode()
-    return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
+    """The ``X-HubSpot-Signature-v3`` value HubSpot sends for this request (also used by tests and tools).
+
+    Raises:
+        SignatureError: the secret, method, URI or timestamp is not text (a lone surrogate has no bytes).
+    """
+    message = _utf8(method.upper() + uri, "the request method or URL") + body + _utf8(timestamp, "the timestamp")
+    key = _utf8(secret, "the configured secret")
+    return base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
 
 
 def verify_hubspot_v3(
@@ -90,7 +118,8 @@ def verify_hubspot_v3(
     ``uri`` is the public URL HubSpot was configured with; the timestamp is used exactly as received.
 
     Raises:
-        SignatureError: the signature or timestamp is missing, malformed, stale, or does not match.
+        SignatureError: the signature or timestamp is missing, malformed, stale, or does not match; or the
+            secret, method or URI is not text.
     """
     if not secret:
         raise SignatureError("no verification secret is configured")
@@ -101,7 +130,8 @@ def verify_hubspot_v3(
         sign_hubspot_v3(secret=secret, method=method, uri=candidate, body=body, timestamp=timestamp).encode()
         for candidate in (uri, _hubspot_decoded_uri(uri))
     }
-    if not _matches_any(expected, [signature.strip().encode()]):
+    given = _ascii(signature.strip(), "X-HubSpot-Signature-v3")
+    if not _matches_any(expected, [given]):
         raise SignatureError("X-HubSpot-Signature-v3 does not match the request")
 
 
@@ -113,7 +143,8 @@ def verify_hubspot_legacy(
     These carry no timestamp, so they cannot stop a replay: callers accept them only when configured.
 
     Raises:
-        SignatureError: the signature is missing, of an unknown version, or does not match.
+        SignatureError: the signature is missing, of an unknown version, or does not match; or the
+            secret, method or URI is not text.
     """
     if not secret:
         raise SignatureError("no verification secret is configured")
@@ -121,13 +152,14 @@ def verify_hubspot_legacy(
         raise SignatureError("missing X-HubSpot-Signature header")
     match (version or "").lower():
         case "v1":
-            source = secret.encode() + body
+            source = _utf8(secret, "the configured secret") + body
         case "v2":
-            source = secret.encode() + method.upper().encode() + uri.encode() + body
+            source = _utf8(secret + method.upper() + uri, "the configured secret, method or URL") + body
         case _:
             raise SignatureError("X-HubSpot-Signature-Version must be v1 or v2")
     expected = hashlib.sha256(source).hexdigest().encode()
-    if not _matches_any([expected], [signature.strip().lower().encode()]):
+    given = _ascii(signature.strip().lower(), "X-HubSpot-Signature")
+    if not _matches_any([expected], [given]):
         raise SignatureError("X-HubSpot-Signature does not match the request")
 
 
@@ -142,9 +174,9 @@ def sign_standard_webhook(*, secret: str, msg_id: str, timestamp: str, body: byt
     """One ``webhook-signature`` entry (``v1,<base64>``) for this message (also used by tests and tools).
 
     Raises:
-        SignatureError: the secret is not a base64 ``whsec_`` secret.
+        SignatureError: the secret is not a base64 ``whsec_`` secret, or the id is not text (a lone surrogate).
     """
-    message = f"{msg_id}.{timestamp}.".encode() + body
+    message = _utf8(f"{msg_id}.{timestamp}.", "webhook-id") + body
     mac = hmac.new(_standard_key(secret), message, hashlib.sha256).digest()
     return "v1," + base64.b64encode(mac).decode()
 
@@ -173,8 +205,13 @@ def verify_standard_webhook(
         raise SignatureError("missing webhook-id header")
     if not signature_header:
         raise SignatureError("missing webhook-signature header")
+    _utf8(msg_id, "webhook-id")  # here, not in the loop below: there a signing error means a malformed secret
     timestamp = _checked_timestamp(timestamp, now=now, divisor=1, header="webhook-timestamp")
-    given = [entry.removeprefix("v1,").encode() for entry in signature_header.split() if entry.startswith("v1,")]
+    given = [
+        entry.removeprefix("v1,").encode("ascii")
+        for entry in signature_header.split()
+        if entry.startswith("v1,") and entry.isascii()  # base64 is ASCII: another entry cannot match
+    ]
     if not given:
         raise SignatureError("webhook-signature has no v1 signature")
     expected = []

@@ -31,6 +31,6 @@ def get_source(name: str) -> Source:
     """
     module_name = SOURCE_MODULES.get(name)
     if module_name is None:
-        raise UnknownSource(f"no webhook source named {name[:64]!r}")
+        raise UnknownSource("no webhook source by that name is enabled")
     source: Source = importlib.import_module(module_name).build()
     return source

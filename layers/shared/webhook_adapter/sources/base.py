@@ -1,8 +1,10 @@
-"""What every source plug-in implements, and the request it is given."""
+"""What every source plug-in implements, the request it is given, and the JSON reading they share."""
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -14,16 +16,38 @@ from webhook_adapter.model import SourceEvent
 
 __all__ = [
     "JSON_MEDIA_TYPE",
+    "MAX_INTEGER_DIGITS",
+    "MAX_VALUE_CHARS",
     "Source",
+    "Unusable",
     "WebhookRequest",
+    "canonical_json",
     "describe_validation_error",
     "field_map_or",
+    "first_unusable",
+    "over_cap",
     "parse_json",
     "require_media_type",
 ]
 
 JSON_MEDIA_TYPE = "application/json"
 _MAX_JSON_DEPTH = 32
+MAX_INTEGER_DIGITS = 64
+"""Longest integer literal read as a number: more digits than any id (64-bit ids have 20) or time a CRM sends.
+
+Bounded before conversion: Python refuses to convert more than 4,300 digits (a ``ValueError`` no
+JSON error handler expects), and converting fewer still costs quadratic time.
+"""
+MAX_VALUE_CHARS = 1024
+"""Longest value (after trimming) a source passes on for a contact field; a longer one is refused for that field.
+
+Far above any real email, phone or address part, and low enough that a contact's state item (every
+field's value, what Sphere accepted and what it refused: at most 4 bytes a character in UTF-8) stays
+a small fraction of DynamoDB's 400 KB item limit.
+"""
+_UNCARRIABLE_TEXT = re.compile("[\ud800-\udfff\ufffe\uffff]")
+"""Characters JSON can escape but nothing downstream carries: lone surrogates have no UTF-8 encoding
+(the queue message and the table item could not be written), and SQS refuses U+FFFE and U+FFFF."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +88,14 @@ class Source(Protocol):
 def require_media_type(request: WebhookRequest, expected: str) -> None:
     """Check the request's content type, ignoring parameters such as ``charset``.
 
+    The answer does not repeat what was sent: a header is as untrusted as the body.
+
     Raises:
         UnsupportedMediaType: the content type is missing or another one.
     """
     given = (request.header("content-type") or "").split(";", 1)[0].strip().lower()
     if given != expected:
-        shown = given[:64] or "none"
-        raise UnsupportedMediaType(f"content type must be {expected}, got {shown}")
+        raise UnsupportedMediaType(f"content type must be {expected}, got {'another' if given else 'none'}")
 
 
 def field_map_or[T](default: Mapping[Any, T]) -> Callable[[Any], Any]:
@@ -84,25 +109,87 @@ def field_map_or[T](default: Mapping[Any, T]) -> Callable[[Any], Any]:
     return parse
 
 
-def _depth(value: Any) -> int:
-    stack = [(value, 1)]
-    deepest = 0
-    while stack:
-        item, level = stack.pop()
-        deepest = max(deepest, level)
-        if isinstance(item, dict):
-            stack.extend((child, level + 1) for child in item.values())
-        elif isinstance(item, list):
-            stack.extend((child, level + 1) for child in item)
-    return deepest
+@dataclass(frozen=True, slots=True)
+class Unusable:
+    """Stands where a JSON value was that no source may pass on; ``problem`` says why, never what it was.
+
+    ``parse_json`` puts markers in place of such values instead of refusing the body, so a source
+    decides: a HubSpot batch refuses only the event whose field holds one; the generic source, one
+    event per request, refuses the request.
+    """
+
+    problem: str
+
+
+_HUGE_INTEGER = Unusable(f"an integer of more than {MAX_INTEGER_DIGITS} digits")
+_HUGE_NUMBER = Unusable("a number too large for a float")
+_UNCARRIABLE = Unusable("text with a lone surrogate or a noncharacter (U+FFFE, U+FFFF)")
+_REPEATED_KEY = Unusable("a key that appears twice in its object")
+
+
+def _integer(literal: str) -> int | Unusable:
+    return int(literal) if len(literal.removeprefix("-")) <= MAX_INTEGER_DIGITS else _HUGE_INTEGER
+
+
+def _number(literal: str) -> float | Unusable:
+    value = float(literal)
+    return value if math.isfinite(value) else _HUGE_NUMBER
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) < len(pairs):  # JSON parsers disagree on which of the values counts: none does
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                document[key] = _REPEATED_KEY
+            seen.add(key)
+    return document
 
 
 def _reject_constant(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
 
 
+type _Node = dict[str, Any] | list[Any]
+
+
+def _checked(value: Any, level: int, pending: list[tuple[_Node, int]]) -> Any:
+    """``value`` itself, queued for a visit when it is a container; a marker when it is uncarriable text."""
+    if isinstance(value, (dict, list)):
+        pending.append((value, level))
+    elif isinstance(value, str) and _UNCARRIABLE_TEXT.search(value):
+        return _UNCARRIABLE
+    return value
+
+
+def _check_tree(document: Any) -> Any:
+    """Replace uncarriable text by markers, in place, in one walk that also bounds the nesting.
+
+    Raises:
+        InvalidPayload: the document is nested deeper than ``_MAX_JSON_DEPTH`` (a scalar counts as a level).
+    """
+    pending: list[tuple[_Node, int]] = []
+    document = _checked(document, 1, pending)
+    while pending:
+        node, level = pending.pop()
+        if node and level >= _MAX_JSON_DEPTH:
+            raise InvalidPayload(f"request body is nested deeper than {_MAX_JSON_DEPTH} levels")
+        if isinstance(node, dict):
+            for key, child in node.items():
+                node[key] = _checked(child, level + 1, pending)
+        else:
+            for index, child in enumerate(node):
+                node[index] = _checked(child, level + 1, pending)
+    return document
+
+
 def parse_json(body: bytes) -> Any:
     """Decode a JSON body (UTF-8), refusing invalid text, ``NaN``/``Infinity`` and absurd nesting.
+
+    Values that are JSON but cannot be carried on (an integer of more than ``MAX_INTEGER_DIGITS``
+    digits, a number beyond a float, text with a lone surrogate or U+FFFE/U+FFFF, the value of a
+    repeated key) come back as ``Unusable`` markers for the source to refuse where it reads them.
 
     Raises:
         InvalidPayload: the body is empty, not UTF-8, not JSON, or nested too deeply.
@@ -110,14 +197,47 @@ def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise InvalidPayload("request body is empty")
     try:
-        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        document = json.loads(
+            body.decode("utf-8"),
+            parse_constant=_reject_constant,
+            parse_int=_integer,
+            parse_float=_number,
+            object_pairs_hook=_object,
+        )
     except UnicodeDecodeError as exc:
         raise InvalidPayload("request body is not valid UTF-8") from exc
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except json.JSONDecodeError as exc:
         raise InvalidPayload("request body is not valid JSON") from exc
-    if _depth(value) > _MAX_JSON_DEPTH:
-        raise InvalidPayload(f"request body is nested deeper than {_MAX_JSON_DEPTH} levels")
-    return value
+    except RecursionError as exc:  # thousands of levels: deeper than the decoder goes
+        raise InvalidPayload(f"request body is nested deeper than {_MAX_JSON_DEPTH} levels") from exc
+    return _check_tree(document)
+
+
+def first_unusable(document: Any) -> Unusable | None:
+    """The first ``Unusable`` marker anywhere in a document ``parse_json`` read, or ``None``."""
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Unusable):
+            return node
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
+
+
+def canonical_json(document: Any) -> str:
+    """One ASCII text per JSON document, whatever its key order, spacing or escapes (markers included).
+
+    What a dedup key is derived from when a document has no usable identity of its own.
+    """
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=repr)
+
+
+def over_cap(value: str, name: str) -> str | None:
+    """Why a contact field's (trimmed) value is refused, naming the field as the CRM calls it, or ``None``."""
+    return f"{name} is longer than {MAX_VALUE_CHARS} characters" if len(value) > MAX_VALUE_CHARS else None
 
 
 def describe_validation_error(exc: ValidationError, *, limit: int = 3) -> str:

@@ -23,6 +23,8 @@ from webhook_adapter.sources.base import (
     JSON_MEDIA_TYPE,
     WebhookRequest,
     field_map_or,
+    first_unusable,
+    over_cap,
     parse_json,
     require_media_type,
 )
@@ -31,10 +33,11 @@ __all__ = ["DEFAULT_FIELD_MAP", "GenericConfig", "GenericSource", "build"]
 
 NAME = "generic"
 _MAX_ID_LENGTH = 256
-_MAX_VALUE_LENGTH = 1024
 _EPOCH_SECONDS_LIMIT = 10**11
 """Numbers below this are epoch seconds, above it epoch milliseconds (10**11 s is the year 5138)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_TIMESTAMP_DIGITS = 12
+"""``webhook-timestamp`` is epoch seconds: 12 digits reach the year 33658, past ``MAX_EPOCH_MS``."""
 
 DEFAULT_FIELD_MAP: dict[ContactField, str] = {
     ContactField.CUSTOMER_ID: "sphereCustomerId",
@@ -82,6 +85,25 @@ def _epoch_ms(value: Any, where: str) -> int:
     raise InvalidPayload(problem)
 
 
+def _webhook_time_ms(timestamp: str | None) -> int:
+    """``webhook-timestamp`` (epoch seconds, checked by verification) in epoch milliseconds.
+
+    Raises:
+        InvalidPayload: it is not epoch seconds (only when parsing a request verification did not check).
+    """
+    digits = timestamp or ""
+    if digits.isascii() and digits.isdigit() and len(digits) <= _MAX_TIMESTAMP_DIGITS:
+        moment = int(digits) * 1000
+        if moment < MAX_EPOCH_MS:
+            return moment
+    raise InvalidPayload("webhook-timestamp must be epoch seconds when the body has no change time")
+
+
+def _is_id(value: str) -> bool:
+    """Printable text of 1 to ``_MAX_ID_LENGTH`` characters: ids become keys, queue groups and log fields."""
+    return 0 < len(value) <= _MAX_ID_LENGTH and value.isprintable()
+
+
 class GenericSource:
     """Verifies Standard Webhooks signatures and reads one contact per request."""
 
@@ -117,34 +139,59 @@ class GenericSource:
     def parse(self, request: WebhookRequest) -> list[SourceEvent]:
         """The request's one event.
 
+        The body is the contact's document: a value in it that cannot be carried on (see
+        ``parse_json``) makes the whole request invalid, wherever it sits.
+
         Raises:
-            InvalidPayload: not a JSON object, no contact id, a field that is not text, or a bad time.
+            InvalidPayload: not a JSON object, an unusable value, no contact id, a field that is not
+                text, or a bad time.
         """
         payload = parse_json(request.body)
         if not isinstance(payload, dict):
             raise InvalidPayload("generic webhook body must be a JSON object")
+        if (unusable := first_unusable(payload)) is not None:
+            raise InvalidPayload(f"request body holds {unusable.problem}")
         event_id = (request.header("webhook-id") or "").strip()
-        if not event_id or len(event_id) > _MAX_ID_LENGTH:
-            raise InvalidPayload(f"webhook-id must be 1 to {_MAX_ID_LENGTH} characters")
+        if not _is_id(event_id):
+            raise InvalidPayload(f"webhook-id must be 1 to {_MAX_ID_LENGTH} printable characters")
         contact_id = lookup(payload, self.config.contact_id_path)
         if isinstance(contact_id, int) and not isinstance(contact_id, bool):
             contact_id = str(contact_id)
-        if not isinstance(contact_id, str) or not contact_id.strip() or len(contact_id) > _MAX_ID_LENGTH:
-            raise InvalidPayload(f"{self.config.contact_id_path} must be the contact's id (text or a number)")
+        if not isinstance(contact_id, str) or not _is_id(contact_id.strip()):
+            raise InvalidPayload(
+                f"{self.config.contact_id_path} must be the contact's id"
+                f" (1 to {_MAX_ID_LENGTH} printable characters, or a number)"
+            )
         occurred = lookup(payload, self.config.occurred_at_path)
         occurred_at = (
-            int(request.header("webhook-timestamp") or 0) * 1000
+            _webhook_time_ms(request.header("webhook-timestamp"))
             if occurred is MISSING or occurred is None
             else _epoch_ms(occurred, self.config.occurred_at_path)
         )
-        changes = self._changes(payload)
-        common = {"key": event_id, "event_id": event_id, "contact_id": contact_id.strip(), "occurred_at": occurred_at}
-        if not changes:
-            return [SourceEvent(**common, kind="contact", settled=Status.IGNORED, reason="no mapped field in the body")]
-        return [SourceEvent(**common, kind="contact", changes=changes)]
+        changes, refused = self._changes(payload)
+        common = {
+            "key": event_id,
+            "event_id": event_id,
+            "contact_id": contact_id.strip(),
+            "occurred_at": occurred_at,
+            "kind": "contact",
+            "refused": refused,
+        }
+        refusals = "; ".join(refused.values()) or None
+        if changes:
+            return [SourceEvent(**common, changes=changes, reason=refusals)]
+        if refused:
+            return [SourceEvent(**common, settled=Status.REJECTED, reason=refusals)]
+        return [SourceEvent(**common, settled=Status.IGNORED, reason="no mapped field in the body")]
 
-    def _changes(self, payload: dict[str, Any]) -> dict[ContactField, FieldValue]:
+    def _changes(self, payload: dict[str, Any]) -> tuple[dict[ContactField, FieldValue], dict[ContactField, str]]:
+        """The mapped fields the body holds, and those refused for their value (with why).
+
+        Raises:
+            InvalidPayload: a mapped field holds something else than text, a number or null.
+        """
         changes: dict[ContactField, FieldValue] = {}
+        refused: dict[ContactField, str] = {}
         for field, path in self.config.field_map.items():
             value = lookup(payload, path)
             if value is MISSING:
@@ -153,10 +200,12 @@ class GenericSource:
                 value = str(value)
             if value is not None and not isinstance(value, str):
                 raise InvalidPayload(f"{path} must be text, a number or null")
-            if value is not None and len(value) > _MAX_VALUE_LENGTH:
-                raise InvalidPayload(f"{path} is longer than {_MAX_VALUE_LENGTH} characters")
-            changes[field] = (value.strip() or None) if value is not None else None
-        return changes
+            text = value.strip() if value is not None else ""
+            if problem := over_cap(text, path):
+                refused[field] = problem
+            else:
+                changes[field] = text or None
+        return changes, refused
 
 
 def build() -> GenericSource:

@@ -2,11 +2,14 @@
 
 HubSpot sends one changed property per event. Property changes of mapped properties become field
 changes; everything else valid (other properties, creations, merges, deletions) is acknowledged and
-recorded as ``ignored`` — never answered 4xx, because HubSpot retries every 4xx.
+recorded as ``ignored``. HubSpot retries a whole batch on any 4xx, so only a body that is not a
+batch at all is answered 4xx: a malformed event in a batch is acknowledged and recorded as
+``refused`` on its own, and the batch's other events go on.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -18,18 +21,25 @@ from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_hubspot_legacy, verify_hubspot_v3
 from webhook_adapter.sources.base import (
     JSON_MEDIA_TYPE,
+    Unusable,
     WebhookRequest,
+    canonical_json,
     describe_validation_error,
     field_map_or,
+    over_cap,
     parse_json,
     require_media_type,
 )
 
-__all__ = ["DEFAULT_FIELD_MAP", "HubSpotConfig", "HubSpotEvent", "HubSpotSource", "build"]
+__all__ = ["DEFAULT_FIELD_MAP", "UNKNOWN_CONTACT", "HubSpotConfig", "HubSpotEvent", "HubSpotSource", "build"]
 
 NAME = "hubspot"
 MAX_BATCH = 100
 REDACTED = "REDACTED"
+UNKNOWN_CONTACT = "unknown"
+"""The contact of a refused event whose portal or object id cannot be read."""
+_RETRY_COUNTER = "attemptNumber"
+"""The one key HubSpot changes when it resends an event: left out of a refused event's identity."""
 CONTACT_OBJECT_TYPE = "0-1"
 PROPERTY_CHANGE_TYPES = frozenset({"contact.propertyChange", "object.propertyChange"})
 
@@ -64,7 +74,10 @@ def _as_str(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-type _Id = Annotated[str, BeforeValidator(_as_str), Field(min_length=1, max_length=64)]
+type _Id = Annotated[str, BeforeValidator(_as_str), Field(min_length=1, max_length=64, pattern=r"^[!-~]+$")]
+"""HubSpot's ids are numbers; text is accepted, but only visible ASCII: ids become keys and queue groups."""
+type _EpochMs = Annotated[int, Field(ge=0, lt=MAX_EPOCH_MS, strict=True)]
+type _Kind = Annotated[str, Field(max_length=128)]
 
 
 class HubSpotEvent(BaseModel):
@@ -75,12 +88,19 @@ class HubSpotEvent(BaseModel):
     event_id: Annotated[_Id, Field(alias="eventId")]
     portal_id: Annotated[_Id, Field(alias="portalId")]
     object_id: Annotated[_Id, Field(alias="objectId")]
-    occurred_at: Annotated[int, Field(alias="occurredAt", ge=0, lt=MAX_EPOCH_MS, strict=True)]
-    subscription_type: Annotated[str | None, Field(alias="subscriptionType", max_length=128)] = None
-    event_type: Annotated[str | None, Field(alias="eventType", max_length=128)] = None
+    occurred_at: Annotated[_EpochMs, Field(alias="occurredAt")]
+    subscription_type: Annotated[_Kind | None, Field(alias="subscriptionType")] = None
+    event_type: Annotated[_Kind | None, Field(alias="eventType")] = None
     object_type_id: Annotated[str | None, Field(alias="objectTypeId", max_length=32)] = None
     property_name: Annotated[str | None, Field(alias="propertyName", max_length=256)] = None
     property_value: Annotated[str | None, Field(alias="propertyValue")] = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _usable(cls, value: Any) -> Any:
+        if isinstance(value, Unusable):
+            raise ValueError(value.problem)  # noqa: TRY004 - pydantic turns ValueError into a field error
+        return value
 
     @field_validator("property_value", mode="before")
     @classmethod
@@ -95,7 +115,38 @@ class HubSpotEvent(BaseModel):
         return self.subscription_type or self.event_type or ""
 
 
-_BATCH = TypeAdapter(list[HubSpotEvent])
+_ID: TypeAdapter[str] = TypeAdapter(_Id)
+_EPOCH_MS: TypeAdapter[int] = TypeAdapter(_EpochMs)
+_KIND: TypeAdapter[str] = TypeAdapter(_Kind)
+
+
+def _readable[T](adapter: TypeAdapter[T], value: Any) -> T | None:
+    """``value`` as a valid event's field of this type would read it, or ``None``."""
+    try:
+        return adapter.validate_python(value)
+    except ValidationError:
+        return None
+
+
+def _refused(index: int, element: Any, reason: str, *, received_ms: int) -> SourceEvent:
+    """A malformed element of a batch as an event settled ``refused``, keeping what of its identity is readable.
+
+    Its dedup key is a digest of the element without ``attemptNumber``, so HubSpot's retries of the
+    batch find it known; its name in the answer is its ``eventId`` when readable, else its position.
+    """
+    fields: dict[str, Any] = element if isinstance(element, dict) else {}
+    identity = {key: value for key, value in fields.items() if key != _RETRY_COUNTER} if fields else element
+    portal_id, object_id = _readable(_ID, fields.get("portalId")), _readable(_ID, fields.get("objectId"))
+    occurred_at = _readable(_EPOCH_MS, fields.get("occurredAt"))
+    return SourceEvent(
+        key="invalid:" + hashlib.sha256(canonical_json(identity).encode()).hexdigest(),
+        event_id=_readable(_ID, fields.get("eventId")) or f"#{index}",
+        contact_id=f"{portal_id}:{object_id}" if portal_id and object_id else UNKNOWN_CONTACT,
+        occurred_at=received_ms if occurred_at is None else occurred_at,
+        kind=_readable(_KIND, fields.get("subscriptionType") or fields.get("eventType")) or "",
+        settled=Status.REFUSED,
+        reason=reason,
+    )
 
 
 class HubSpotSource:
@@ -158,22 +209,31 @@ class HubSpotSource:
         )
 
     def parse(self, request: WebhookRequest) -> list[SourceEvent]:
-        """The batch's events; property changes of mapped properties carry their field.
+        """The batch's events, one per element; property changes of mapped properties carry their field.
+
+        A malformed element becomes an event settled ``refused`` (see ``_refused``), not an error.
 
         Raises:
-            InvalidPayload: not a JSON array of 1 to 100 HubSpot events.
+            InvalidPayload: the body is not a JSON array of 1 to 100 elements (or not JSON at all).
         """
         payload = parse_json(request.body)
         if not isinstance(payload, list):
             raise InvalidPayload("HubSpot webhook body must be a JSON array of events")
         if not 1 <= len(payload) <= MAX_BATCH:
             raise InvalidPayload(f"HubSpot webhook batch must hold 1 to {MAX_BATCH} events, got {len(payload)}")
+        received_ms = int(request.received_at * 1000)
+        return [self._read(index, element, received_ms=received_ms) for index, element in enumerate(payload)]
+
+    def _read(self, index: int, element: Any, *, received_ms: int) -> SourceEvent:
+        if not isinstance(element, dict):
+            return _refused(index, element, "a HubSpot event must be a JSON object", received_ms=received_ms)
         try:
-            events = _BATCH.validate_python(payload)
+            event = HubSpotEvent.model_validate(element)
         except ValidationError as exc:
-            # ``from None``: pydantic's error holds the payload's values (PII); the message keeps what matters.
-            raise InvalidPayload(f"invalid HubSpot event: {describe_validation_error(exc)}") from None
-        return [self._to_event(event) for event in events]
+            # The reason names fields and problems only: pydantic's own message holds the payload's values (PII).
+            reason = f"invalid HubSpot event: {describe_validation_error(exc)}"
+            return _refused(index, element, reason, received_ms=received_ms)
+        return self._to_event(event)
 
     def _to_event(self, event: HubSpotEvent) -> SourceEvent:
         key = ":".join(
@@ -201,6 +261,8 @@ class HubSpotSource:
                 reason=f"HubSpot redacted the sensitive property {event.property_name}",
             )
         value = event.property_value.strip() if event.property_value else None
+        if value and (problem := over_cap(value, event.property_name or "")):
+            return SourceEvent(**common, settled=Status.REJECTED, reason=problem, refused={field: problem})
         return SourceEvent(**common, changes={field: value or None})
 
 
