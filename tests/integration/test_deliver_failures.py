@@ -275,3 +275,29 @@ def test_messages_the_invocation_has_no_time_left_for_are_returned_untried(pipel
         stored(pipeline, a[0])
     pipeline.drain()
     assert status_of(pipeline, *a, *b) == ["delivered"] * 4
+
+
+def test_a_state_write_refused_once_after_sphere_applied_the_change_does_not_send_it_again(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given DynamoDB refuses the contact's state once, right after Sphere applied the change (no real pauses)
+    monkeypatch.setattr("webhook_adapter.deliver.SAVE_AFTER_CALL_PAUSES", (0, 0))
+    original = EventStore.save_contact
+    failures = iter([StorageUnavailable("could not save the contact state to DynamoDB")])
+
+    def save_failing_once(self: EventStore, *args: Any, **kwargs: Any) -> None:
+        for error in failures:
+            raise error
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(EventStore, "save_contact", save_failing_once)
+    events = contact(211, at=now_ms(), sphere_customer_id=SEED_INDIVIDUAL_ID, email="ada@example.com")
+    post(pipeline, *events)
+
+    # When the change is delivered
+    pipeline.drain()
+
+    # Then the state was saved on a second try: Sphere got the change once, and it is delivered
+    [request] = pipeline.standin.requests
+    assert_patch(request, SEED_INDIVIDUAL_ID, {"email": "ada@example.com"})
+    assert status_of(pipeline, *events) == ["delivered", "delivered"]

@@ -189,7 +189,7 @@ def event_items(pipeline: Pipeline) -> dict[str, dict[str, Any]]:
     items: dict[str, dict[str, Any]] = {}
     for page in pipeline.store.client.get_paginator("scan").paginate(TableName=pipeline.resources.table_name):
         for raw in page.get("Items", []):
-            if raw["sk"].get("S") == "EVENT":
+            if raw["sk"].get("S", "").startswith("E#"):
                 item = {name: _DESERIALIZER.deserialize(value) for name, value in raw.items()}
                 items[str(item["event_id"])] = item
     return items

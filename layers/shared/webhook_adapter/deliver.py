@@ -20,13 +20,14 @@ same field is superseded rather than sent over a value Sphere may already hold.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from webhook_adapter.errors import SphereRefused, SphereUnavailable
+from webhook_adapter.errors import SphereRefused, SphereUnavailable, StaleContactState, StorageUnavailable
 from webhook_adapter.masking import mask_request
 from webhook_adapter.merge import ContactState, LastCall, MergeResult, digest, merge
 from webhook_adapter.model import TERMINAL_STATUSES, ContactChange, ContactField, SourceEvent, Status
@@ -40,6 +41,9 @@ from webhook_adapter.telemetry import count
 __all__ = ["Decision", "Delivery", "after_call", "backoff_seconds", "decide", "event_outcome", "outcomes_of"]
 
 logger = Logger(child=True)
+
+SAVE_AFTER_CALL_PAUSES = (0.1, 0.4)
+"""Pauses between tries to save a contact's state after Sphere answered (the SDK's own retries came first)."""
 
 MAX_VISIBILITY_SECONDS = 43_200
 """SQS's ceiling for a message's visibility timeout (12 hours)."""
@@ -297,9 +301,11 @@ class Delivery:
                     self.store.save_contact(change.source, change.contact_id, kept, now_ms=self.now_ms())
                 raise
         now = self.now_ms()
-        self.store.save_contact(
-            change.source, change.contact_id, after_call(state, decision, result, refused=refused), now_ms=now
-        )
+        saved = after_call(state, decision, result, refused=refused)
+        if result is not None and decision.replayed is None:
+            self._save_after_call(change, saved, now_ms=now)
+        else:
+            self.store.save_contact(change.source, change.contact_id, saved, now_ms=now)
         outcomes = outcomes_of(pending, decision, result, refused=refused)
         self.store.record_outcomes(change, outcomes, prior=prior, attempts=attempt, now_ms=now)
         for event, outcome in outcomes:
@@ -312,6 +318,29 @@ class Delivery:
                 reason=outcome.reason,
             )
         return outcomes
+
+    def _save_after_call(self, change: ContactChange, state: ContactState, *, now_ms: int) -> None:
+        """Save the state once Sphere answered, trying again before giving up: what is at stake is a repeated call.
+
+        Raises:
+            StaleContactState: the state changed (or an earlier try was written though its answer was lost):
+                the retry reads it again, finds the call recorded and sends nothing.
+            StorageUnavailable: DynamoDB still refused it; the retry sends the same values again.
+        """
+        for pause in (*SAVE_AFTER_CALL_PAUSES, None):
+            try:
+                self.store.save_contact(change.source, change.contact_id, state, now_ms=now_ms)
+            except StaleContactState:
+                raise
+            except StorageUnavailable:
+                if pause is None:
+                    raise
+                logger.warning(
+                    "could not save the contact state after Sphere answered; trying again", source=change.source
+                )
+                time.sleep(pause)
+            else:
+                return
 
     def record_failure(
         self, change: ContactChange, reason: str, *, attempt: int, last: bool, result: SphereResult | None = None
