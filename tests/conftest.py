@@ -9,8 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from devstack.pipeline import PUBLIC_BASE_URL, Pipeline
-from devstack.resources import LOCAL_SECRETS, create_resources, function_environment
+from devstack.pipeline import Pipeline, pipeline_environment
+from devstack.resources import LOCAL_SECRETS, create_resources
 from devstack.sphere_standin import SphereStandIn
 from webhook_adapter import runtime
 from webhook_adapter.store import EventStore
@@ -63,13 +63,7 @@ def pipeline(monkeypatch: pytest.MonkeyPatch, standin: SphereStandIn) -> Iterato
             sqs=boto3.client("sqs"),
             secretsmanager=boto3.client("secretsmanager"),
         )
-        environment = {
-            **function_environment(resources, "ReceiveFunction", PublicBaseUrl=PUBLIC_BASE_URL),
-            **function_environment(resources, "DeliverFunction", SphereApiUrl=standin.base_url),
-            "RETRY_BASE_SECONDS": "0",
-            "SPHERE_TIMEOUT_SECONDS": "1",
-        }
-        for name, value in environment.items():
+        for name, value in pipeline_environment(resources, standin.base_url).items():
             monkeypatch.setenv(name, value)
         runtime.reset()
         store = EventStore(boto3.client("dynamodb"), resources.table_name, 90)

@@ -9,6 +9,7 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -26,6 +27,7 @@ __all__ = [
     "assert_patch",
     "change",
     "contact",
+    "fail_once",
     "history",
     "invoke_deliver",
     "key_of",
@@ -141,3 +143,17 @@ def invoke_deliver(pipeline: Pipeline, records: list[dict[str, Any]]) -> set[str
 def rotate_stored_token(token: str) -> None:
     """What a rotation does to the Sphere API key in Secrets Manager."""
     boto3.client("secretsmanager").put_secret_value(SecretId=os.environ["SPHERE_TOKEN_SECRET_ID"], SecretString=token)
+
+
+def fail_once[**P, R](original: Callable[P, R], error: Exception) -> Callable[P, R]:
+    """``original``, except that its first call raises ``error`` (a transient AWS failure)."""
+    calls = 0
+
+    def flaky(*args: P.args, **kwargs: P.kwargs) -> R:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise error
+        return original(*args, **kwargs)
+
+    return flaky

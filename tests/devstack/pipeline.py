@@ -16,17 +16,27 @@ from typing import TYPE_CHECKING, Any
 from devstack.crm import generic_request, hubspot_request
 from devstack.lambda_events import LambdaContext, http_api_event
 from devstack.poller import QueuePoller
-from devstack.resources import LOCAL_SECRETS, LocalResources
+from devstack.resources import LOCAL_SECRETS, LocalResources, function_environment
 from devstack.sphere_standin import SphereStandIn
 from webhook_adapter.store import EventStore, event_sk
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["PUBLIC_BASE_URL", "Answer", "Pipeline"]
+__all__ = ["PUBLIC_BASE_URL", "Answer", "Pipeline", "pipeline_environment"]
 
 PUBLIC_BASE_URL = "https://hooks.example.com"
 """What the tests configure as the public URL HubSpot signs."""
+
+
+def pipeline_environment(resources: LocalResources, sphere_url: str) -> dict[str, str]:
+    """Both functions' settings as the template gives them, delivering to ``sphere_url``, retrying without delay."""
+    return {
+        **function_environment(resources, "ReceiveFunction", PublicBaseUrl=PUBLIC_BASE_URL),
+        **function_environment(resources, "DeliverFunction", SphereApiUrl=sphere_url),
+        "RETRY_BASE_SECONDS": "0",
+        "SPHERE_TIMEOUT_SECONDS": "1",
+    }
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from devstack.kit import (
     assert_patch,
     change,
     contact,
+    fail_once,
     history,
     invoke_deliver,
     now_ms,
@@ -187,15 +188,8 @@ def test_a_change_whose_outcomes_could_not_be_written_is_recorded_delivered_on_r
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given DynamoDB fails once to write the outcomes, after Sphere applied the change and the state was saved
-    original = EventStore.record_outcomes
-    failures = iter([StorageUnavailable("could not record events in DynamoDB")])
-
-    def record_outcomes_failing_once(self: EventStore, *args: Any, **kwargs: Any) -> None:
-        for error in failures:
-            raise error
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(EventStore, "record_outcomes", record_outcomes_failing_once)
+    failure = StorageUnavailable("could not record events in DynamoDB")
+    monkeypatch.setattr(EventStore, "record_outcomes", fail_once(EventStore.record_outcomes, failure))
     events = contact(206, at=now_ms(), sphere_customer_id=SEED_INDIVIDUAL_ID, email="ada@example.com")
     post(pipeline, *events)
 
@@ -282,15 +276,8 @@ def test_a_state_write_refused_once_after_sphere_applied_the_change_does_not_sen
 ) -> None:
     # Given DynamoDB refuses the contact's state once, right after Sphere applied the change (no real pauses)
     monkeypatch.setattr("webhook_adapter.deliver.SAVE_AFTER_CALL_PAUSES", (0, 0))
-    original = EventStore.save_contact
-    failures = iter([StorageUnavailable("could not save the contact state to DynamoDB")])
-
-    def save_failing_once(self: EventStore, *args: Any, **kwargs: Any) -> None:
-        for error in failures:
-            raise error
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(EventStore, "save_contact", save_failing_once)
+    failure = StorageUnavailable("could not save the contact state to DynamoDB")
+    monkeypatch.setattr(EventStore, "save_contact", fail_once(EventStore.save_contact, failure))
     events = contact(211, at=now_ms(), sphere_customer_id=SEED_INDIVIDUAL_ID, email="ada@example.com")
     post(pipeline, *events)
 

@@ -44,8 +44,8 @@ from moto import mock_aws
 
 from devstack.crm import hubspot_event
 from devstack.faults import AwsCall, AwsFaults, EventSourceMapping, FaultKind, RecordedCall, is_read
-from devstack.pipeline import PUBLIC_BASE_URL, Answer, Pipeline
-from devstack.resources import LOCAL_SECRETS, create_resources, function_environment
+from devstack.pipeline import Answer, Pipeline, pipeline_environment
+from devstack.resources import LOCAL_SECRETS, create_resources
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID, SphereStandIn
 from webhook_adapter import runtime
 from webhook_adapter.store import EventStore
@@ -95,13 +95,7 @@ def fresh_pipeline() -> Iterator[Pipeline]:
         pytest.MonkeyPatch.context() as env,
     ):
         resources = create_resources(dynamodb=dynamodb, sqs=sqs, secretsmanager=secretsmanager)
-        environment = {
-            **function_environment(resources, "ReceiveFunction", PublicBaseUrl=PUBLIC_BASE_URL),
-            **function_environment(resources, "DeliverFunction", SphereApiUrl=standin.base_url),
-            "RETRY_BASE_SECONDS": "0",
-            "SPHERE_TIMEOUT_SECONDS": "1",
-        }
-        for name, value in environment.items():
+        for name, value in pipeline_environment(resources, standin.base_url).items():
             env.setenv(name, value)
         runtime.reset()
         try:

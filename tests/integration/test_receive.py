@@ -23,6 +23,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from devstack.crm import generic_request, hubspot_event, hubspot_request
+from devstack.kit import fail_once
 from devstack.lambda_events import LambdaContext, http_api_event
 from devstack.pipeline import PUBLIC_BASE_URL, Answer, Pipeline
 from devstack.resources import LOCAL_SECRETS
@@ -172,20 +173,6 @@ def post_event(pipeline: Pipeline, event: dict[str, Any]) -> dict[str, Any]:
     """Invoke the receive handler with a hand-built API Gateway event; the raw Lambda response."""
     response: dict[str, Any] = pipeline.receive_handler(event, LambdaContext(function_name="receive"))
     return response
-
-
-def fail_once[**P, R](original: Callable[P, R], error: Exception) -> Callable[P, R]:
-    """``original``, except that its first call raises ``error`` (a transient AWS failure)."""
-    calls = 0
-
-    def flaky(*args: P.args, **kwargs: P.kwargs) -> R:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise error
-        return original(*args, **kwargs)
-
-    return flaky
 
 
 # ---------------------------------------------------------------------------------- 1. a valid batch
