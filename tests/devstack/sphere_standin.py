@@ -1110,6 +1110,12 @@ class SphereStandIn:
             self._faults.set_random(settings)
 
     @property
+    def pending_faults(self) -> dict[str, Any]:
+        """The fault instructions in force and the counts, as ``GET /_standin/faults`` shows them."""
+        with self._lock:
+            return self._faults.to_json()
+
+    @property
     def fault_counts(self) -> dict[str, int]:
         """Faults injected so far by kind, and ``applied-then-failed``: the failed answers whose update was applied."""
         with self._lock:
@@ -1282,8 +1288,7 @@ class SphereStandIn:
             self._faults.set_random(settings)
 
     def _control_faults(self) -> _Reply:
-        with self._lock:
-            return _json_reply(HTTPStatus.OK, self._faults.to_json())
+        return _json_reply(HTTPStatus.OK, self.pending_faults)
 
     def _control_set_faults(self, spec: Mapping[str, Any]) -> _Reply:
         """Apply ``{"reset", "fail", "latency", "drop", "timeout", "appliedThenFail", "appliedThenDrop", "random",
