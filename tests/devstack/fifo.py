@@ -24,6 +24,7 @@ the redrive to the dead-letter queue stay moto's, so ``ChangeMessageVisibility``
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -66,11 +67,17 @@ class FifoQueue:
         return sqs_backends[self._account][self._region].get_queue(self._name)
 
     def receive(
-        self, max_messages: int, *, visibility_timeout: int | None = None, wait_seconds: float = 0.0
+        self,
+        max_messages: int,
+        *,
+        visibility_timeout: int | None = None,
+        wait_seconds: float = 0.0,
+        stop: threading.Event | None = None,
     ) -> list[ReceivedMessage]:
         """Up to ``max_messages`` messages, each group's in order; waits up to ``wait_seconds`` for one.
 
-        ``visibility_timeout`` defaults to the queue's, as the event source mapping uses it.
+        ``visibility_timeout`` defaults to the queue's, as the event source mapping uses it; a set
+        ``stop`` ends the wait early (with nothing).
         """
         queue = self._queue()
         hidden_for = int(queue.visibility_timeout) if visibility_timeout is None else visibility_timeout
@@ -79,7 +86,7 @@ class FifoQueue:
             while True:
                 received = self._take(queue, max_messages, hidden_for)
                 remaining = deadline - time.monotonic()
-                if received or remaining <= 0:
+                if received or remaining <= 0 or (stop is not None and stop.is_set()):
                     return received
                 queue._messages_lock.wait(timeout=min(remaining, RECHECK_SECONDS))
 

@@ -76,7 +76,10 @@ class QueuePoller:
     def poll_once(self) -> int:
         """Receive one batch, deliver it, delete its successes; the number of messages received."""
         messages = self._queue.receive(
-            self._batch_size, visibility_timeout=self._visibility_timeout, wait_seconds=self._wait_seconds
+            self._batch_size,
+            visibility_timeout=self._visibility_timeout,
+            wait_seconds=self._wait_seconds,
+            stop=self._stop,
         )
         if not messages:
             return 0
