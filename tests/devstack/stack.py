@@ -78,7 +78,10 @@ class StackOptions:
     ``sphere_url``/``sphere_token`` point deliver at a real Sphere instead of the stand-in;
     ``secrets`` overrides the local signing secrets; ``environment`` overrides function settings
     (its ``MAX_RECEIVE_COUNT`` sets the queue's redrive policy too); ``sphere_failure_rate`` fails
-    that seeded share of the stand-in's answers with transient faults (see ``SphereStandIn.set_failure_rate``).
+    that seeded share of the stand-in's answers with transient faults (see ``SphereStandIn.set_failure_rate``);
+    ``visibility_timeout_seconds`` is how long the local event source mapping hides what it receives (the
+    queue's ``VisibilityTimeout`` when ``None``, as deployed: a message reported failed without a
+    ``ChangeMessageVisibility`` comes back after it).
     """
 
     port: int = 3000
@@ -90,6 +93,7 @@ class StackOptions:
     on_batch: BatchListener | None = None
     sphere_failure_rate: float = 0.0
     sphere_failure_seed: int = 0
+    visibility_timeout_seconds: int | None = None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str], **fixed: Any) -> StackOptions:
@@ -229,6 +233,7 @@ class LocalStack:
             self.resources.queue_url,
             self._deliver,
             wait_seconds=self.options.poll_wait_seconds,
+            visibility_timeout=self.options.visibility_timeout_seconds,
             on_batch=self.options.on_batch,
         )
         self.poller.start()
