@@ -47,8 +47,8 @@ _AWS_ENV = {
 }
 
 
-RETRY_VARIABLES = ("RETRY_BASE_SECONDS", "RETRY_MAX_SECONDS", "MAX_RECEIVE_COUNT")
-"""Deliver settings ``make run`` takes from the environment (the template's values otherwise).
+RETRY_VARIABLES = {"RETRY_BASE_SECONDS": (0, 43_200), "RETRY_MAX_SECONDS": (0, 43_200), "MAX_RECEIVE_COUNT": (1, 1000)}
+"""Deliver settings ``make run`` takes from the environment (the template's values otherwise), with their ranges.
 
 ``MAX_RECEIVE_COUNT`` is also the queue's redrive ``maxReceiveCount`` (the template's ``MaxReceiveCount``).
 """
@@ -109,11 +109,7 @@ class StackOptions:
             # The functions log JSON at INFO in AWS; locally the printed outcomes say what happened.
             "POWERTOOLS_LOG_LEVEL": environ.get("LOG_LEVEL", "WARNING"),
         }
-        for name, low, high in (
-            ("RETRY_BASE_SECONDS", 0, 43_200),
-            ("RETRY_MAX_SECONDS", 0, 43_200),
-            ("MAX_RECEIVE_COUNT", 1, 1000),
-        ):
+        for name, (low, high) in RETRY_VARIABLES.items():
             if (value := _integer(environ, name, low, high)) is not None:
                 environment[name] = value
         rate = environ.get("SPHERE_FAILURE_RATE") or "0"

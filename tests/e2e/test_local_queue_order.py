@@ -92,7 +92,8 @@ class RecordingHandler:
 
     A failed message is delayed as the deliver function delays it (``ChangeMessageVisibility``, 0 s
     with ``RETRY_BASE_SECONDS=0``), the rest of its group in the batch is reported failed too
-    (``skip_group_on_error``) and delayed by ``skipped_delay`` seconds.
+    (``skip_group_on_error``) and delayed by ``skipped_delay`` seconds (the shipped deliver function
+    leaves those to the queue's visibility timeout; either way the poller must keep the order).
     """
 
     queue: Queue
@@ -167,7 +168,7 @@ def out_of_order(batches: list[Batch]) -> list[str]:
 
 def test_a_contacts_later_messages_wait_while_its_first_one_is_retried_under_load(queue: Queue) -> None:
     # Given a contact's first two changes queued, the first failing once and retried at once,
-    # the second skipped with it and delayed by a second, as the deliver function does;
+    # the second skipped with it and delayed by a second;
     # and every third other contact failing once on its fourth change
     send(queue, [(FIRST, 0), (FIRST, 1)])
     fail_once = {(FIRST, 0)} | {(f"contact-{group}", 3) for group in range(1, GROUPS, 3)}
