@@ -18,7 +18,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install run test lint format typecheck security bandit checkov pytest validate build events clean
+.PHONY: help install run test soak lint format typecheck security bandit checkov pytest validate build events clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,6 +53,9 @@ run: $(STAMP) ## Start the local stack on http://127.0.0.1:3000, send the demo e
 	PYTHONPATH=layers/shared:functions:tests $(BIN)/python -m devstack
 
 test: lint typecheck security pytest validate build ## Everything CI checks: lint, format, types, security scans, tests with coverage, template lint, build
+
+soak: $(STAMP) ## Chaos load: 10,000 webhook events, 500 contacts, a flaky Sphere, over the local stack; prints its counts
+	CHAOS_SOAK=1 $(BIN)/pytest -q -s -p no:cacheprovider tests/chaos/test_chaos.py::test_soak_10000_events_over_500_contacts
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .

@@ -24,7 +24,12 @@ type Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 class LocalGateway:
-    """``POST /webhooks/{source}`` on ``http://127.0.0.1:{port}``, invoking ``handler`` like API Gateway does."""
+    """``POST /webhooks/{source}`` on ``http://127.0.0.1:{port}``, invoking ``handler`` like API Gateway does.
+
+    Requests are read and answered concurrently, but the handler runs one invocation at a time, as
+    in one Lambda container: Powertools' resolver keeps the current event in module state, so two
+    invocations at once would answer one request with the other's event.
+    """
 
     def __init__(self, handler: Handler, *, port: int = 3000) -> None:
         gateway = self
@@ -45,6 +50,8 @@ class LocalGateway:
                 log.debug("gateway: " + format, *args)
 
         self._handler = handler
+        self._container = threading.Lock()
+        """Held for each invocation: the one warm container every local request goes to."""
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _Request)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-gateway", daemon=True)
@@ -88,7 +95,8 @@ class LocalGateway:
             path_parameters={"source": match["source"]},
             route_key="POST /webhooks/{source}",
         )
-        response = self._handler(event, LambdaContext(function_name="receive"))
+        with self._container:
+            response = self._handler(event, LambdaContext(function_name="receive"))
         payload = response.get("body") or ""
         data = base64.b64decode(payload) if response.get("isBase64Encoded") else str(payload).encode()
         self._reply(request, int(response.get("statusCode", 200)), dict(response.get("headers") or {}), data)

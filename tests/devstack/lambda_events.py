@@ -84,21 +84,23 @@ def sqs_record(
     receipt_handle: str | None = None,
     dedup_id: str | None = None,
     sequence_number: str = "18849496460467696128",
+    sent_timestamp: int | None = None,
+    first_receive_timestamp: int | None = None,
 ) -> dict[str, Any]:
-    """One record of an SQS FIFO event as the event source mapping delivers it."""
-    now = str(int(time.time() * 1000))
+    """One record of an SQS FIFO event as the event source mapping delivers it (times default to now)."""
+    now = int(time.time() * 1000)
     return {
         "messageId": message_id or str(uuid.uuid4()),
         "receiptHandle": receipt_handle or uuid.uuid4().hex,
         "body": body,
         "attributes": {
             "ApproximateReceiveCount": str(receive_count),
-            "SentTimestamp": now,
+            "SentTimestamp": str(sent_timestamp or now),
             "SequenceNumber": sequence_number,
             "MessageGroupId": group_id,
             "SenderId": "AIDAIENQZJOLO23YVJ4VO",
             "MessageDeduplicationId": dedup_id or hashlib.sha256(body.encode()).hexdigest(),
-            "ApproximateFirstReceiveTimestamp": now,
+            "ApproximateFirstReceiveTimestamp": str(first_receive_timestamp or now),
         },
         "messageAttributes": {},
         "md5OfBody": hashlib.md5(body.encode()).hexdigest(),  # noqa: S324 - SQS's own checksum

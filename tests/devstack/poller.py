@@ -1,4 +1,9 @@
-"""The SQS event source mapping, locally: poll the FIFO queue, invoke the deliver handler, delete what succeeded."""
+"""The SQS event source mapping, locally: take batches off the FIFO queue in order, invoke deliver, delete successes.
+
+Batches come from ``FifoQueue`` (moto's in-process queue read the way SQS FIFO hands messages
+out), not from moto's ``ReceiveMessage``, which can hand a contact's later change out before an
+earlier one (see ``devstack.fifo``). One deliver invocation runs at a time, as in one container.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from devstack.fifo import FifoQueue
 from devstack.lambda_events import LambdaContext, sqs_event, sqs_record
 
 if TYPE_CHECKING:
@@ -21,7 +27,11 @@ type BatchListener = Callable[[list[dict[str, Any]], set[str]], None]
 
 
 class QueuePoller:
-    """Feeds the deliver handler as Lambda's event source mapping would (``ReportBatchItemFailures``)."""
+    """Feeds the deliver handler as Lambda's event source mapping would (``ReportBatchItemFailures``).
+
+    ``visibility_timeout`` hides each received message that long (the queue's own by default, as
+    the mapping does); ``wait_seconds`` is how long one poll waits for a message (a send wakes it).
+    """
 
     def __init__(
         self,
@@ -30,17 +40,18 @@ class QueuePoller:
         handler: Handler,
         *,
         batch_size: int = 10,
-        wait_seconds: int = 1,
+        wait_seconds: float = 1.0,
+        visibility_timeout: int | None = None,
         on_batch: BatchListener | None = None,
     ) -> None:
-        self._sqs = sqs
-        self._queue_url = queue_url
         self._queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
+        self._queue = FifoQueue(self._queue_arn)
         self._handler = handler
         self._batch_size = batch_size
         self._wait_seconds = wait_seconds
+        self._visibility_timeout = visibility_timeout
         self._on_batch = on_batch
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="local-sqs-poller", daemon=True)
@@ -64,37 +75,32 @@ class QueuePoller:
 
     def poll_once(self) -> int:
         """Receive one batch, deliver it, delete its successes; the number of messages received."""
-        answer = self._sqs.receive_message(
-            QueueUrl=self._queue_url,
-            MaxNumberOfMessages=self._batch_size,
-            WaitTimeSeconds=self._wait_seconds,
-            MessageSystemAttributeNames=["All"],
+        messages = self._queue.receive(
+            self._batch_size,
+            visibility_timeout=self._visibility_timeout,
+            wait_seconds=self._wait_seconds,
+            stop=self._stop,
         )
-        messages = answer.get("Messages", [])
         if not messages:
             return 0
         records = [
             sqs_record(
-                message["Body"],
+                message.body,
                 queue_arn=self._queue_arn,
-                group_id=message["Attributes"]["MessageGroupId"],
-                receive_count=int(message["Attributes"].get("ApproximateReceiveCount", "1")),
-                message_id=message["MessageId"],
-                receipt_handle=message["ReceiptHandle"],
-                dedup_id=message["Attributes"].get("MessageDeduplicationId"),
-                sequence_number=message["Attributes"].get("SequenceNumber", "0"),
+                group_id=message.group_id,
+                receive_count=message.receive_count,
+                message_id=message.message_id,
+                receipt_handle=message.receipt_handle,
+                dedup_id=message.deduplication_id,
+                sequence_number=message.sequence_number,
+                sent_timestamp=message.sent_timestamp,
+                first_receive_timestamp=message.first_receive_timestamp,
             )
             for message in messages
         ]
         response = self._handler(sqs_event(records), LambdaContext(function_name="deliver"))
         failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
-        done = [
-            {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
-            for index, message in enumerate(messages)
-            if message["MessageId"] not in failed
-        ]
-        if done:
-            self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=done)  # type: ignore[arg-type]
+        self._queue.delete(message.receipt_handle for message in messages if message.message_id not in failed)
         self.batches += 1
         if self._on_batch is not None:
             self._on_batch(records, failed)

@@ -55,9 +55,10 @@ SECRET_VARIABLES = {"HubSpotSecretArn": "HUBSPOT_CLIENT_SECRET", "GenericSecretA
 _NO_VALUE = object()
 
 
-def secrets_from_environment() -> dict[str, str]:
-    """The local signing secrets set in the environment, by template parameter."""
-    return {parameter: value for parameter, name in SECRET_VARIABLES.items() if (value := os.environ.get(name))}
+def secrets_from_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The local signing secrets set in ``environ`` (the process environment by default), by template parameter."""
+    environ = os.environ if environ is None else environ
+    return {parameter: value for parameter, name in SECRET_VARIABLES.items() if (value := environ.get(name))}
 
 
 @cache

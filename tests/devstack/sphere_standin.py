@@ -6,10 +6,12 @@ server instead. It implements ``PATCH /v2/customer/{id}`` as written in
 rules, the error format ``{"status", "detail", "code", "correlationId"}`` and the full customer
 object on success. Customers live in memory, seeded with two individuals and one business.
 
-Tests observe it (every request received is recorded, refused ones too, and accepted TCP
-connections are counted) and perturb it (latency, failures such as 429 with ``Retry-After`` or a
-non-JSON 502, timeouts, dropped connections, a rotated token). The same controls are served over
-HTTP under ``/_standin/`` for out-of-process use; control requests are neither recorded nor faulted.
+Tests observe it (every request received is recorded, refused ones too, with the fault injected
+and whether it applied; accepted TCP connections and injected faults are counted) and perturb it
+(latency, failures such as 429 with ``Retry-After`` or a non-JSON 502, timeouts, dropped
+connections, updates applied and then failed, a seeded random failure rate for chaos loads, a
+rotated token; see ``devstack.sphere_faults``). The same controls are served over HTTP under
+``/_standin/`` for out-of-process use; control requests are neither recorded nor faulted.
 
 Run it standalone (loopback only) until Ctrl-C::
 
@@ -23,7 +25,6 @@ import copy
 import hmac
 import json
 import logging
-import math
 import re
 import selectors
 import signal
@@ -31,15 +32,27 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, MappingProxyType, TracebackType
-from typing import Any, Final, Literal, Self, cast
+from typing import Any, Final, Self, cast
 from urllib.parse import urlsplit
+
+from devstack.sphere_faults import (
+    APPLIED_THEN_FAILED,
+    DEFAULT_RANDOM_KINDS,
+    FaultKind,
+    FaultPlan,
+    Faults,
+    RandomFaults,
+    require_count,
+    require_seconds,
+    require_status,
+)
 
 __all__ = [
     "CORRELATION_ID_HEADER",
@@ -104,8 +117,6 @@ _ALPHA3: Final = re.compile(r"^[A-Z]{3}$")
 _ISO_DATE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _JSON_MEDIA_TYPE: Final = "application/json"
 _HTML_MEDIA_TYPE: Final = "text/html; charset=utf-8"
-_MIN_FAULT_STATUS: Final = 400
-_MAX_FAULT_STATUS: Final = 599
 _INVALID_PARAMETERS: Final = "Invalid request parameters"
 
 _UPDATABLE_FIELDS: Final = frozenset({"address", "email", "phone", "personalInformation", "meta"})
@@ -169,7 +180,9 @@ KYB_PROFILE_NAME: Final = "kyb_profile_a"
 _CONTACT_CRITERIA: Final = (("email_address", "email"), ("phone_number", "phone"), ("residential_address", "address"))
 """Verification criteria and the stored field that completes each."""
 
-_FAULT_KEYS: Final = frozenset({"fail", "latency", "drop", "timeout", "rotateToken", "reset"})
+_FAULT_KEYS: Final = frozenset(
+    {"fail", "latency", "drop", "timeout", "appliedThenFail", "appliedThenDrop", "random", "rotateToken", "reset"}
+)
 
 
 class ErrorCode(StrEnum):
@@ -226,6 +239,8 @@ class RecordedRequest:
         received_at: when the request line and headers had been read (UTC).
         correlation_id: correlation id sent with the answer, ``None`` when dropped.
         connection_id: sequence number of the TCP connection it came on (1 for the first accepted).
+        fault: the injected fault's kind (``FaultKind`` values, ``held``, a status), ``None`` when none.
+        applied: whether the request changed the customer (a 200, or a fault that applies first).
     """
 
     method: str
@@ -236,6 +251,8 @@ class RecordedRequest:
     received_at: datetime
     correlation_id: str | None
     connection_id: int
+    fault: str | None = None
+    applied: bool = False
 
     @property
     def customer_id(self) -> str | None:
@@ -254,6 +271,8 @@ class RecordedRequest:
             "receivedAt": _format_timestamp(self.received_at),
             "correlationId": self.correlation_id,
             "connectionId": self.connection_id,
+            "fault": self.fault,
+            "applied": self.applied,
         }
 
 
@@ -280,41 +299,6 @@ class _Reply:
     content_type: str = _JSON_MEDIA_TYPE
     headers: tuple[tuple[str, str], ...] = ()
     close: bool = False
-
-
-@dataclass(slots=True)
-class _Faults:
-    """Pending fault instructions; guarded by the stand-in's lock."""
-
-    latency_seconds: float = 0.0
-    fail_count: int = 0
-    fail_status: int = HTTPStatus.SERVICE_UNAVAILABLE
-    fail_retry_after: str | None = None
-    fail_body: str | Mapping[str, Any] | None = None
-    drop_count: int = 0
-    timeout_count: int = 0
-    timeout_seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        """The pending faults as a JSON-ready object."""
-        return {
-            "latency": self.latency_seconds,
-            "fail": {"count": self.fail_count, "status": self.fail_status, "retryAfter": self.fail_retry_after},
-            "drop": self.drop_count,
-            "timeout": {"count": self.timeout_count, "seconds": self.timeout_seconds},
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class _FaultPlan:
-    """What to do to one API request, decided atomically when it arrives."""
-
-    action: Literal["none", "drop", "timeout", "fail"]
-    latency_seconds: float = 0.0
-    timeout_seconds: float = 0.0
-    fail_status: int = HTTPStatus.SERVICE_UNAVAILABLE
-    fail_retry_after: str | None = None
-    fail_body: str | Mapping[str, Any] | None = None
 
 
 def _new_correlation_id() -> str:
@@ -351,7 +335,7 @@ def _error_reply(error: _ApiError, headers: tuple[tuple[str, str], ...] = (), *,
     )
 
 
-def _fault_reply(plan: _FaultPlan) -> _Reply:
+def _fault_reply(plan: FaultPlan) -> _Reply:
     """The answer of an injected failure: error JSON by default, else the body given."""
     headers = (("Retry-After", plan.fail_retry_after),) if plan.fail_retry_after is not None else ()
     if plan.fail_body is None:
@@ -380,22 +364,6 @@ def _parse_json_or_none(raw_body: bytes) -> Any:
 
 def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
-
-
-def _require_count(value: Any, name: str) -> int:
-    """Raises: ValueError: ``value`` is not an integer >= 0."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0")
-    return value
-
-
-def _require_seconds(value: Any, name: str, *, allow_zero: bool) -> float:
-    """Raises: ValueError: ``value`` is not a finite number of seconds in range."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number of seconds")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}")
-    return float(value)
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -710,7 +678,7 @@ class _StandInHandler(BaseHTTPRequestHandler):
         except _ApiError as error:
             reply = _error_reply(error, close=True)
             if not is_control:
-                self._record(b"", reply.status, received_at, reply.correlation_id)
+                self._record(b"", reply.status, received_at, reply.correlation_id, None)
             self._send(reply)
             return
         if is_control:
@@ -719,19 +687,29 @@ class _StandInHandler(BaseHTTPRequestHandler):
         plan = app._take_fault_plan()
         stopping = app._stopping
         if plan.latency_seconds and stopping.wait(plan.latency_seconds):
-            self._drop(raw_body, received_at)
+            self._drop(raw_body, received_at, plan.kind)
             return
-        if plan.action == "drop":
-            self._drop(raw_body, received_at)
+        if plan.action == "drop" or (plan.action in {"timeout", "hang"} and stopping.wait(plan.timeout_seconds)):
+            self._drop(raw_body, received_at, plan.kind)
             return
-        if plan.action == "timeout" and stopping.wait(plan.timeout_seconds):
-            self._drop(raw_body, received_at)
+        if plan.action == "hang":  # held past the client's timeout, then closed: nothing applied
+            self._drop(raw_body, received_at, plan.kind)
             return
         if plan.action == "fail":
             reply = _fault_reply(plan)
-        else:
-            reply = app._handle_api(self.command, target, self._headers_lowercased(), raw_body)
-        self._record(raw_body, reply.status, received_at, reply.correlation_id)
+            self._record(raw_body, reply.status, received_at, reply.correlation_id, plan.kind)
+            self._send(reply)
+            return
+        reply = app._handle_api(self.command, target, self._headers_lowercased(), raw_body)
+        applied = reply.status == HTTPStatus.OK
+        if plan.action in {"applied_fail", "applied_drop"}:
+            if applied:
+                app._count_applied_then_failed()
+            if plan.action == "applied_drop":
+                self._drop(raw_body, received_at, plan.kind, applied=applied)
+                return
+            reply = _fault_reply(plan)
+        self._record(raw_body, reply.status, received_at, reply.correlation_id, plan.kind, applied=applied)
         self._send(reply)
 
     def _read_body(self) -> bytes:
@@ -783,7 +761,16 @@ class _StandInHandler(BaseHTTPRequestHandler):
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         return headers
 
-    def _record(self, raw_body: bytes, status: int | None, received_at: datetime, correlation_id: str | None) -> None:
+    def _record(
+        self,
+        raw_body: bytes,
+        status: int | None,
+        received_at: datetime,
+        correlation_id: str | None,
+        fault: str | None,
+        *,
+        applied: bool = False,
+    ) -> None:
         self._server.app._record(
             RecordedRequest(
                 method=self.command,
@@ -794,12 +781,14 @@ class _StandInHandler(BaseHTTPRequestHandler):
                 received_at=received_at,
                 correlation_id=correlation_id,
                 connection_id=self._server.connection_id(self.connection),
+                fault=fault,
+                applied=applied,
             )
         )
 
-    def _drop(self, raw_body: bytes, received_at: datetime) -> None:
+    def _drop(self, raw_body: bytes, received_at: datetime, fault: str | None, *, applied: bool = False) -> None:
         """Record the request, then close the connection without answering."""
-        self._record(raw_body, None, received_at, None)
+        self._record(raw_body, None, received_at, None, fault, applied=applied)
         _logger.info("request dropped method=%s path=%s", self.command, self.path)
         self.close_connection = True
         try:
@@ -858,7 +847,7 @@ class SphereStandIn:
         self._tokens: frozenset[str] = frozenset({token})
         self._customers: dict[str, dict[str, Any]] = {}
         self._records: list[RecordedRequest] = []
-        self._faults = _Faults()
+        self._faults = Faults()
         self._connection_count = 0
         self._last_timestamp: datetime | None = None
         self._stopping = threading.Event()
@@ -999,9 +988,10 @@ class SphereStandIn:
         ]
 
     def clear_requests(self) -> None:
-        """Forget the recorded requests."""
+        """Forget the recorded requests and the fault counts."""
         with self._lock:
             self._records.clear()
+            self._faults.counts.clear()
 
     @property
     def connection_count(self) -> int:
@@ -1027,13 +1017,8 @@ class SphereStandIn:
         Raises:
             ValueError: ``n`` < 0 or ``status`` outside 400..599.
         """
-        count = _require_count(n, "n")
-        if (
-            isinstance(status, bool)
-            or not isinstance(status, int)
-            or not _MIN_FAULT_STATUS <= status <= _MAX_FAULT_STATUS
-        ):
-            raise ValueError(f"status must be an integer within {_MIN_FAULT_STATUS}..{_MAX_FAULT_STATUS}")
+        count = require_count(n, "n")
+        status = require_status(status, "status")
         with self._lock:
             self._faults.fail_count = count
             self._faults.fail_status = status
@@ -1046,7 +1031,7 @@ class SphereStandIn:
         Raises:
             ValueError: negative or non-finite ``seconds``.
         """
-        latency = _require_seconds(seconds, "seconds", allow_zero=True)
+        latency = require_seconds(seconds, "seconds", allow_zero=True)
         with self._lock:
             self._faults.latency_seconds = latency
 
@@ -1059,8 +1044,8 @@ class SphereStandIn:
         Raises:
             ValueError: ``n`` < 0 or ``seconds`` not > 0.
         """
-        count = _require_count(n, "n")
-        hold = _require_seconds(seconds, "seconds", allow_zero=False)
+        count = require_count(n, "n")
+        hold = require_seconds(seconds, "seconds", allow_zero=False)
         with self._lock:
             self._faults.timeout_count = count
             self._faults.timeout_seconds = hold
@@ -1071,9 +1056,70 @@ class SphereStandIn:
         Raises:
             ValueError: ``n`` < 0.
         """
-        count = _require_count(n, "n")
+        count = require_count(n, "n")
         with self._lock:
             self._faults.drop_count = count
+
+    def apply_then_fail_next(self, n: int, status: int = HTTPStatus.BAD_GATEWAY) -> None:
+        """Process each of the next ``n`` API requests (applying a valid update), then answer ``status`` instead.
+
+        What a gateway timing out in front of Sphere does: the change is made, the client sees a failure.
+
+        Raises:
+            ValueError: ``n`` < 0 or ``status`` outside 400..599.
+        """
+        count = require_count(n, "n")
+        status = require_status(status, "status")
+        with self._lock:
+            self._faults.applied_fail_count = count
+            self._faults.applied_fail_status = status
+
+    def apply_then_drop_next(self, n: int) -> None:
+        """Process each of the next ``n`` API requests (applying a valid update), then close without answering.
+
+        Raises:
+            ValueError: ``n`` < 0.
+        """
+        count = require_count(n, "n")
+        with self._lock:
+            self._faults.applied_drop_count = count
+
+    def set_failure_rate(
+        self,
+        rate: float,
+        *,
+        seed: int = 0,
+        kinds: Iterable[FaultKind | str] = DEFAULT_RANDOM_KINDS,
+        retry_after: int | str | None = 1,
+        timeout_seconds: float = 1.0,
+    ) -> None:
+        """Fail a seeded random share ``rate`` of the API requests with transient faults (0 turns it off).
+
+        Each failing request gets one of ``kinds``, equally likely: 429 (with ``retry_after``), 500,
+        502, 503, ``timeout`` (held ``timeout_seconds``, then closed unanswered), ``drop``, and the
+        applied-then-failed pair ``applied-then-502`` and ``applied-then-drop``. Counted faults
+        (``fail_next`` and the like) go first. The draws restart from ``seed``.
+
+        Raises:
+            ValueError: ``rate`` outside 0..1, an unknown kind, or ``timeout_seconds`` not > 0.
+        """
+        settings = RandomFaults.checked(
+            rate, seed=seed, kinds=kinds, retry_after=retry_after, timeout_seconds=timeout_seconds
+        )
+        with self._lock:
+            self._faults.set_random(settings)
+
+    @property
+    def pending_faults(self) -> dict[str, Any]:
+        """The fault instructions in force and the counts, as ``GET /_standin/faults`` shows them."""
+        with self._lock:
+            return self._faults.to_json()
+
+    @property
+    def fault_counts(self) -> dict[str, int]:
+        """Faults injected so far by kind, and ``applied-then-failed``: the failed answers whose update was applied."""
+        with self._lock:
+            return dict(self._faults.counts)
 
     def rotate_token(self, new_token: str) -> None:
         """Accept only ``new_token`` from now on; every earlier token is refused with 401.
@@ -1088,9 +1134,12 @@ class SphereStandIn:
         _logger.info("sphere stand-in token rotated")
 
     def reset_faults(self) -> None:
-        """Clear every pending fault and latency, and accept the construction token again."""
+        """Clear every pending fault, the random rate and latency, and accept the construction token again.
+
+        The fault counts stay (``clear_requests`` clears them with the request log).
+        """
         with self._lock:
-            self._faults = _Faults()
+            self._faults = Faults(counts=self._faults.counts)
             self._tokens = frozenset({self._initial_token})
 
     # -- internals used by the HTTP plumbing ----------------------------------------------------
@@ -1127,27 +1176,14 @@ class SphereStandIn:
         with self._lock:
             self._records.append(record)
 
-    def _take_fault_plan(self) -> _FaultPlan:
-        """Consume the fault for one API request: drop, then timeout, then fail take precedence in that order."""
+    def _take_fault_plan(self) -> FaultPlan:
+        """Consume (and count) the fault for one API request."""
         with self._lock:
-            faults = self._faults
-            latency = faults.latency_seconds
-            if faults.drop_count:
-                faults.drop_count -= 1
-                return _FaultPlan("drop", latency)
-            if faults.timeout_count:
-                faults.timeout_count -= 1
-                return _FaultPlan("timeout", latency, timeout_seconds=faults.timeout_seconds)
-            if faults.fail_count:
-                faults.fail_count -= 1
-                return _FaultPlan(
-                    "fail",
-                    latency,
-                    fail_status=faults.fail_status,
-                    fail_retry_after=faults.fail_retry_after,
-                    fail_body=faults.fail_body,
-                )
-            return _FaultPlan("none", latency)
+            return self._faults.take_plan()
+
+    def _count_applied_then_failed(self) -> None:
+        with self._lock:
+            self._faults.counts[APPLIED_THEN_FAILED] += 1
 
     def _is_authorized(self, authorization: str | None) -> bool:
         scheme, _, token = (authorization or "").partition(" ")
@@ -1247,15 +1283,19 @@ class SphereStandIn:
         self.clear_requests()
         return _json_reply(HTTPStatus.OK, {"cleared": True})
 
-    def _control_faults(self) -> _Reply:
+    def _set_random(self, settings: RandomFaults | None) -> None:
         with self._lock:
-            return _json_reply(HTTPStatus.OK, self._faults.to_json())
+            self._faults.set_random(settings)
+
+    def _control_faults(self) -> _Reply:
+        return _json_reply(HTTPStatus.OK, self.pending_faults)
 
     def _control_set_faults(self, spec: Mapping[str, Any]) -> _Reply:
-        """Apply ``{"reset", "fail", "latency", "drop", "timeout", "rotateToken"}``; all checked before any applies.
+        """Apply ``{"reset", "fail", "latency", "drop", "timeout", "appliedThenFail", "appliedThenDrop", "random",
+        "rotateToken"}``; all checked before any applies.
 
         Raises:
-            ValueError: unknown key or malformed value.
+            ValueError, TypeError: unknown key or malformed value.
         """
         unknown = sorted(set(spec) - _FAULT_KEYS)
         if unknown:
@@ -1268,11 +1308,12 @@ class SphereStandIn:
         if "fail" in spec:
             actions.append(_fail_action(self, spec["fail"]))
         if "latency" in spec:
-            latency = _require_seconds(spec["latency"], "latency", allow_zero=True)
+            latency = require_seconds(spec["latency"], "latency", allow_zero=True)
             actions.append(lambda: self.set_latency(latency))
         if "drop" in spec:
-            drops = _require_count(spec["drop"], "drop")
+            drops = require_count(spec["drop"], "drop")
             actions.append(lambda: self.drop_next(drops))
+        actions += self._chaos_actions(spec)
         if "timeout" in spec:
             actions.append(_timeout_action(self, spec["timeout"]))
         if "rotateToken" in spec:
@@ -1283,6 +1324,23 @@ class SphereStandIn:
         for action in actions:
             action()
         return self._control_faults()
+
+    def _chaos_actions(self, spec: Mapping[str, Any]) -> list[Callable[[], None]]:
+        """The ``appliedThenFail``, ``appliedThenDrop`` and ``random`` parts of a fault instruction.
+
+        Raises:
+            ValueError, TypeError: a malformed value.
+        """
+        actions: list[Callable[[], None]] = []
+        if "appliedThenFail" in spec:
+            actions.append(_applied_then_fail_action(self, spec["appliedThenFail"]))
+        if "appliedThenDrop" in spec:
+            applied_drops = require_count(spec["appliedThenDrop"], "appliedThenDrop")
+            actions.append(lambda: self.apply_then_drop_next(applied_drops))
+        if "random" in spec:
+            settings = None if spec["random"] is None else RandomFaults.from_json(spec["random"])
+            actions.append(lambda: self._set_random(settings))
+        return actions
 
     def _control_add_customer(self, spec: Mapping[str, Any]) -> _Reply:
         """Raises: TypeError: id or type not a string; ValueError: malformed id, type or fields."""
@@ -1309,10 +1367,8 @@ def _fail_action(standin: SphereStandIn, spec: Any) -> Callable[[], None]:
     """Raises: ValueError: ``spec`` is not ``{"count", "status", "retryAfter"?, "body"?}``."""
     if not isinstance(spec, dict) or not {"count", "status"} <= set(spec) <= {"count", "status", "retryAfter", "body"}:
         raise ValueError('fail must be {"count": int, "status": int, "retryAfter"?: int|str, "body"?: str|object}')
-    count = _require_count(spec["count"], "fail.count")
-    status = spec["status"]
-    if isinstance(status, bool) or not isinstance(status, int) or not _MIN_FAULT_STATUS <= status <= _MAX_FAULT_STATUS:
-        raise ValueError(f"fail.status must be an integer within {_MIN_FAULT_STATUS}..{_MAX_FAULT_STATUS}")
+    count = require_count(spec["count"], "fail.count")
+    status = require_status(spec["status"], "fail.status")
     retry_after = spec.get("retryAfter")
     if retry_after is not None and (isinstance(retry_after, bool) or not isinstance(retry_after, int | str)):
         raise ValueError("fail.retryAfter must be an integer or a string")
@@ -1326,9 +1382,18 @@ def _timeout_action(standin: SphereStandIn, spec: Any) -> Callable[[], None]:
     """Raises: ValueError: ``spec`` is not ``{"count", "seconds"}``."""
     if not isinstance(spec, dict) or set(spec) != {"count", "seconds"}:
         raise ValueError('timeout must be {"count": int, "seconds": number}')
-    count = _require_count(spec["count"], "timeout.count")
-    seconds = _require_seconds(spec["seconds"], "timeout.seconds", allow_zero=False)
+    count = require_count(spec["count"], "timeout.count")
+    seconds = require_seconds(spec["seconds"], "timeout.seconds", allow_zero=False)
     return lambda: standin.timeout_next(count, seconds)
+
+
+def _applied_then_fail_action(standin: SphereStandIn, spec: Any) -> Callable[[], None]:
+    """Raises: ValueError: ``spec`` is not ``{"count", "status"?}``."""
+    if not isinstance(spec, dict) or not {"count"} <= set(spec) <= {"count", "status"}:
+        raise ValueError('appliedThenFail must be {"count": int, "status"?: int}')
+    count = require_count(spec["count"], "appliedThenFail.count")
+    status = require_status(spec.get("status", HTTPStatus.BAD_GATEWAY), "appliedThenFail.status")
+    return lambda: standin.apply_then_fail_next(count, status)
 
 
 # ---------------------------------------------------------------------------------------------- standalone

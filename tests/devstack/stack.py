@@ -21,12 +21,18 @@ from moto.server import ThreadedMotoServer
 
 from devstack.gateway import LocalGateway
 from devstack.poller import BatchListener, QueuePoller
-from devstack.resources import LOCAL_SECRETS, LocalResources, create_resources, function_environment
+from devstack.resources import (
+    LOCAL_SECRETS,
+    LocalResources,
+    create_resources,
+    function_environment,
+    secrets_from_environment,
+)
 from devstack.sphere_standin import SphereStandIn
 from webhook_adapter import runtime
 from webhook_adapter.store import EventStore
 
-__all__ = ["LocalStack", "StackOptions", "free_port"]
+__all__ = ["RETRY_VARIABLES", "LocalStack", "StackOptions", "free_port"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,23 @@ _AWS_ENV = {
 }
 
 
+RETRY_VARIABLES = {"RETRY_BASE_SECONDS": (0, 43_200), "RETRY_MAX_SECONDS": (0, 43_200), "MAX_RECEIVE_COUNT": (1, 1000)}
+"""Deliver settings ``make run`` takes from the environment (the template's values otherwise), with their ranges.
+
+``MAX_RECEIVE_COUNT`` is also the queue's redrive ``maxReceiveCount`` (the template's ``MaxReceiveCount``).
+"""
+
+
+def _integer(environ: Mapping[str, str], name: str, low: int, high: int) -> str | None:
+    """Raises: ValueError: the variable is set but not an integer within [low, high]."""
+    value = environ.get(name)
+    if value is None or value == "":
+        return None
+    if not value.strip().isdigit() or not low <= int(value) <= high:
+        raise ValueError(f"{name} must be an integer from {low} to {high}, not {value!r}")
+    return str(int(value))
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as probe:
@@ -53,7 +76,12 @@ class StackOptions:
     """How to run the local stack.
 
     ``sphere_url``/``sphere_token`` point deliver at a real Sphere instead of the stand-in;
-    ``secrets`` overrides the local signing secrets; ``environment`` overrides function settings.
+    ``secrets`` overrides the local signing secrets; ``environment`` overrides function settings
+    (its ``MAX_RECEIVE_COUNT`` sets the queue's redrive policy too); ``sphere_failure_rate`` fails
+    that seeded share of the stand-in's answers with transient faults (see ``SphereStandIn.set_failure_rate``);
+    ``visibility_timeout_seconds`` is how long the local event source mapping hides what it receives (the
+    queue's ``VisibilityTimeout`` when ``None``, as deployed: a message reported failed without a
+    ``ChangeMessageVisibility`` comes back after it).
     """
 
     port: int = 3000
@@ -61,8 +89,48 @@ class StackOptions:
     sphere_token: str | None = None
     secrets: Mapping[str, str] = field(default_factory=dict)
     environment: Mapping[str, str] = field(default_factory=dict)
-    poll_wait_seconds: int = 1
+    poll_wait_seconds: float = 1.0
     on_batch: BatchListener | None = None
+    sphere_failure_rate: float = 0.0
+    sphere_failure_seed: int = 0
+    visibility_timeout_seconds: int | None = None
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str], **fixed: Any) -> StackOptions:
+        """What ``make run`` reads: ``PORT``, the local signing secrets, ``SPHERE_API_URL`` with ``SPHERE_API_TOKEN``,
+        ``LOG_LEVEL``, ``RETRY_BASE_SECONDS``, ``RETRY_MAX_SECONDS``, ``MAX_RECEIVE_COUNT``, ``SPHERE_FAILURE_RATE``
+        and ``SPHERE_FAILURE_SEED``; ``fixed`` sets the other options.
+
+        Raises:
+            ValueError: a variable is set to a value out of range (the message names it).
+        """
+        real_sphere = bool(environ.get("SPHERE_API_URL") and environ.get("SPHERE_API_TOKEN"))
+        environment = {
+            # The functions log JSON at INFO in AWS; locally the printed outcomes say what happened.
+            "POWERTOOLS_LOG_LEVEL": environ.get("LOG_LEVEL", "WARNING"),
+        }
+        for name, (low, high) in RETRY_VARIABLES.items():
+            if (value := _integer(environ, name, low, high)) is not None:
+                environment[name] = value
+        rate = environ.get("SPHERE_FAILURE_RATE") or "0"
+        try:
+            failure_rate = float(rate)
+        except ValueError:
+            failure_rate = -1.0
+        if not 0 <= failure_rate <= 1:
+            raise ValueError(f"SPHERE_FAILURE_RATE must be a number from 0 to 1, not {rate!r}")
+        port = _integer(environ, "PORT", 0, 65_535)
+        seed = _integer(environ, "SPHERE_FAILURE_SEED", 0, 2**63)
+        values: dict[str, Any] = {
+            "port": int(port) if port is not None else 3000,
+            "sphere_url": environ["SPHERE_API_URL"] if real_sphere else None,
+            "sphere_token": environ["SPHERE_API_TOKEN"] if real_sphere else None,
+            "secrets": secrets_from_environment(environ),
+            "environment": environment,
+            "sphere_failure_rate": failure_rate,
+            "sphere_failure_seed": int(seed) if seed is not None else 0,
+        }
+        return cls(**(values | fixed))
 
 
 class LocalStack:
@@ -125,17 +193,22 @@ class LocalStack:
         httpx.post(f"{self.aws_url}/moto-api/reset", timeout=10).raise_for_status()
         os.environ.update(_AWS_ENV, AWS_ENDPOINT_URL=self.aws_url)
 
+        max_receive_count = self.options.environment.get("MAX_RECEIVE_COUNT")
         self.resources = create_resources(
             dynamodb=self.client("dynamodb"),
             sqs=self.client("sqs"),
             secretsmanager=self.client("secretsmanager"),
             secrets=self.secrets,
+            # One number for the redrive policy and the deliver function's last attempt, as in the template.
+            parameters={"MaxReceiveCount": max_receive_count} if max_receive_count else None,
         )
         sphere_url = self.options.sphere_url
         if sphere_url is None:
             self.standin = SphereStandIn(token=self.secrets["SphereTokenSecretArn"], port=0)
             self.standin.start()
             self._stops.append(self.standin.stop)
+            if self.options.sphere_failure_rate:
+                self.standin.set_failure_rate(self.options.sphere_failure_rate, seed=self.options.sphere_failure_seed)
             sphere_url = self.standin.base_url
 
         self.gateway = LocalGateway(self._invoke_receive, port=self.options.port)
@@ -156,6 +229,7 @@ class LocalStack:
             self.resources.queue_url,
             self._deliver,
             wait_seconds=self.options.poll_wait_seconds,
+            visibility_timeout=self.options.visibility_timeout_seconds,
             on_batch=self.options.on_batch,
         )
         self.poller.start()

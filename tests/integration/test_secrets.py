@@ -22,7 +22,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from devstack.crm import generic_request, hubspot_event, hubspot_request
 from devstack.pipeline import PUBLIC_BASE_URL, Pipeline
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID, SphereStandIn
 from webhook_adapter import runtime
+from webhook_adapter.enqueue import ChangeQueue, QueueMessage
 from webhook_adapter.signatures import sign_hubspot_v3
 from webhook_adapter.store import STATE_SK
 
@@ -145,19 +146,22 @@ def log_level(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
 
 @dataclass
 class SentMessages:
-    """Message bodies the deliver side received from the queue."""
+    """Message bodies the receive function put on the queue."""
 
     bodies: list[str] = field(default_factory=list)
 
-    def keep(self, parsed: dict[str, Any], **_: Any) -> None:
-        self.bodies.extend(message["Body"] for message in parsed.get("Messages", []))
-
 
 @pytest.fixture
-def queue_bodies(pipeline: Pipeline) -> SentMessages:
-    """Every SQS message body the poller hands to the deliver handler."""
+def queue_bodies(monkeypatch: pytest.MonkeyPatch) -> SentMessages:
+    """Every SQS message body the receive function sends (what the deliver function is then handed)."""
     sent = SentMessages()
-    pipeline.sqs.meta.events.register("after-call.sqs.ReceiveMessage", sent.keep)
+    original = ChangeQueue.send
+
+    def keep(queue: ChangeQueue, messages: Sequence[QueueMessage]) -> None:
+        sent.bodies.extend(message.body for message in messages)
+        original(queue, messages)
+
+    monkeypatch.setattr(ChangeQueue, "send", keep)
     return sent
 
 

@@ -510,6 +510,160 @@ def test_fault_arguments_are_checked(standin: SphereStandIn, call: str, args: tu
         getattr(standin, call)(*args)
 
 
+# ---------------------------------------------------------------------------------------------- chaos faults
+
+
+def test_apply_then_fail_next_applies_the_update_then_answers_502(client: httpx.Client, standin: SphereStandIn) -> None:
+    # Given the next request is to be applied, then answered 502 (a gateway failing after Sphere did the work)
+    standin.apply_then_fail_next(1)
+
+    # When two updates are sent
+    failed = client.patch(CUSTOMER_PATH, json={"email": "applied@example.com"})
+    after = client.patch(CUSTOMER_PATH, json={"phone": "+14155550100"})
+
+    # Then the first is answered 502 but was applied, the second is processed normally
+    assert_error(failed, 502, "server/bad-gateway")
+    assert after.status_code == 200
+    assert after.json()["email"] == "applied@example.com"
+    first, second = standin.requests
+    assert (first.status, first.fault, first.applied) == (502, "applied-then-502", True)
+    assert (second.status, second.fault, second.applied) == (200, None, True)
+    assert standin.fault_counts == {"applied-then-502": 1, "applied-then-failed": 1}
+
+
+def test_apply_then_drop_next_applies_the_update_then_closes(client: httpx.Client, standin: SphereStandIn) -> None:
+    # Given the next request is to be applied, then left unanswered
+    standin.apply_then_drop_next(1)
+
+    # When an update is sent, the client sees the connection end without an answer
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.patch(CUSTOMER_PATH, json={"email": "applied@example.com"})
+
+    # Then the update was applied and the request recorded without a status
+    assert standin.customer(SEED_INDIVIDUAL_ID)["email"] == "applied@example.com"
+    (record,) = standin.requests
+    assert (record.status, record.fault, record.applied) == (None, "applied-then-drop", True)
+    assert standin.fault_counts == {"applied-then-drop": 1, "applied-then-failed": 1}
+
+
+def test_apply_then_fail_counts_only_what_was_applied(client: httpx.Client, standin: SphereStandIn) -> None:
+    # Given the next request is to be applied then failed, but Sphere refuses it
+    standin.apply_then_fail_next(1, 500)
+
+    # When an invalid update is sent
+    response = client.patch(CUSTOMER_PATH, json={"email": "not an email"})
+
+    # Then the client sees the 500, nothing was applied, and it is not counted as applied-then-failed
+    assert_error(response, 500, "server/internal-error")
+    assert standin.customer(SEED_INDIVIDUAL_ID)["email"] is None
+    assert standin.requests[0].applied is False
+    assert standin.fault_counts == {"applied-then-500": 1}
+
+
+def statuses_under(rate: float, seed: int, requests: int) -> list[int | None]:
+    """The statuses a fresh stand-in answers ``requests`` PATCHes with, failing ``rate`` of them from ``seed``."""
+    with (
+        SphereStandIn(token=TOKEN, port=0) as server,
+        httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {TOKEN}"}, trust_env=False) as http,
+    ):
+        server.set_failure_rate(rate, seed=seed, kinds=["429", "500", "502", "503"], retry_after=3)
+        answers = [http.patch(CUSTOMER_PATH, json={}) for _ in range(requests)]
+        assert all(answer.headers["Retry-After"] == "3" for answer in answers if answer.status_code == 429)
+        assert sum(server.fault_counts.values()) == sum(answer.status_code != 200 for answer in answers)
+        return [record.status for record in server.requests]
+
+
+def test_failure_rate_fails_a_seeded_share_of_requests_with_transient_statuses() -> None:
+    # Given two stand-ins failing a fifth of their requests from the same seed, and one from another seed
+    # When each answers the same 60 requests
+    first, again, other = statuses_under(0.2, 7, 60), statuses_under(0.2, 7, 60), statuses_under(0.2, 8, 60)
+
+    # Then the same seed fails the same requests with the same statuses, another seed others
+    assert first == again
+    assert first != other
+    failures = [status for status in first if status != 200]
+    assert 0 < len(failures) < 30
+    assert set(failures) <= {429, 500, 502, 503}
+
+
+def test_failure_rate_timeouts_hold_then_close_without_applying(standin: SphereStandIn) -> None:
+    # Given every request hits a timeout fault held 0.1 s
+    standin.set_failure_rate(1, kinds=["timeout"], timeout_seconds=0.1)
+
+    # When an update is sent by a client that waits longer than the hold
+    started = time.monotonic()
+    with (
+        httpx.Client(base_url=standin.base_url, trust_env=False, timeout=CLIENT_TIMEOUT_SECONDS) as patient,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
+        patient.patch(CUSTOMER_PATH, json={"email": "late@example.com"}, headers={"Authorization": f"Bearer {TOKEN}"})
+
+    # Then the connection closed unanswered after the hold and nothing was applied
+    assert time.monotonic() - started >= 0.1
+    assert standin.customer(SEED_INDIVIDUAL_ID)["email"] is None
+    assert [(record.status, record.fault, record.applied) for record in standin.requests] == [(None, "timeout", False)]
+
+
+def test_failure_rate_can_apply_then_fail(client: httpx.Client, standin: SphereStandIn) -> None:
+    # Given every request is applied, then answered 502 or dropped
+    standin.set_failure_rate(1, seed=3, kinds=["applied-then-502", "applied-then-drop"])
+
+    # When ten updates are sent
+    outcomes: list[int | None] = []
+    for number in range(10):
+        try:
+            outcomes.append(client.patch(CUSTOMER_PATH, json={"email": f"n{number}@example.com"}).status_code)
+        except httpx.RemoteProtocolError:
+            outcomes.append(None)
+
+    # Then each was applied, and counted by kind and as applied-then-failed
+    assert set(outcomes) <= {502, None}
+    assert standin.customer(SEED_INDIVIDUAL_ID)["email"] == "n9@example.com"
+    assert all(record.applied for record in standin.requests)
+    counts = standin.fault_counts
+    assert counts["applied-then-502"] == outcomes.count(502)
+    assert counts["applied-then-drop"] == outcomes.count(None)
+    assert counts["applied-then-failed"] == 10
+
+
+def test_failure_rate_zero_turns_it_off_and_counts_outlive_a_reset(
+    client: httpx.Client, standin: SphereStandIn
+) -> None:
+    # Given a stand-in that failed one request at random
+    standin.set_failure_rate(1, kinds=["503"])
+    assert client.patch(CUSTOMER_PATH, json={}).status_code == 503
+
+    # When the rate is set to zero, then the faults reset, then the request log cleared
+    standin.set_failure_rate(0)
+    answered = client.patch(CUSTOMER_PATH, json={}).status_code
+    standin.reset_faults()
+    kept = standin.fault_counts
+    standin.clear_requests()
+
+    # Then requests succeed again, and the counts are kept until the log is cleared
+    assert answered == 200
+    assert kept == {"503": 1}
+    assert standin.fault_counts == {}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"rate": 1.5}, ValueError),
+        ({"rate": 0.1, "kinds": ["418"]}, ValueError),
+        ({"rate": 0.1, "kinds": []}, ValueError),
+        ({"rate": 0.1, "timeout_seconds": 0}, ValueError),
+        ({"rate": 0.1, "seed": "seven"}, TypeError),
+    ],
+)
+def test_failure_rate_arguments_are_checked(
+    standin: SphereStandIn, kwargs: dict[str, Any], error: type[Exception]
+) -> None:
+    # Given out-of-range random fault settings / When they are set / Then they are refused
+    with pytest.raises(error, match="must be"):
+        standin.set_failure_rate(**kwargs)
+
+
 # ---------------------------------------------------------------------------------------------- observation
 
 
@@ -671,6 +825,53 @@ def test_http_controls_latency_timeout_reset_and_clear(client: httpx.Client, sta
     assert client.get("/_standin/connections").json() == {"count": 1}
 
 
+def test_http_controls_drive_random_and_applied_then_failed_faults(
+    client: httpx.Client, standin: SphereStandIn
+) -> None:
+    # Given an applied-then-502, an applied-then-drop and a random rate set over HTTP
+    set_faults = client.post(
+        "/_standin/faults",
+        json={
+            "appliedThenFail": {"count": 1},
+            "appliedThenDrop": 1,
+            "random": {"rate": 1, "seed": 5, "kinds": ["429"], "retryAfter": 2, "timeoutSeconds": 0.5},
+        },
+    )
+
+    # When four updates are sent, the random rate being turned off over HTTP before the last
+    applied_then_502 = client.patch(CUSTOMER_PATH, json={"email": "one@example.com"})
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.patch(CUSTOMER_PATH, json={"email": "two@example.com"})
+    limited = client.patch(CUSTOMER_PATH, json={"email": "three@example.com"})
+    client.post("/_standin/faults", json={"random": None})
+    accepted = client.patch(CUSTOMER_PATH, json={"email": "four@example.com"})
+
+    # Then the faults apply in order, the counted ones first, and the counts and log say what happened
+    assert set_faults.json()["random"] == {
+        "rate": 1.0,
+        "seed": 5,
+        "kinds": ["429"],
+        "retryAfter": "2",
+        "timeoutSeconds": 0.5,
+    }
+    assert set_faults.json()["appliedThenFail"] == {"count": 1, "status": 502}
+    assert applied_then_502.status_code == 502
+    assert_error(limited, 429, "rate-limit/exceeded")
+    assert limited.headers["Retry-After"] == "2"
+    assert accepted.status_code == 200
+    faults = client.get("/_standin/faults").json()
+    assert faults["random"] is None
+    assert faults["counts"] == {"applied-then-502": 1, "applied-then-drop": 1, "429": 1, "applied-then-failed": 2}
+    listed = client.get("/_standin/requests").json()
+    assert [(entry["status"], entry["fault"], entry["applied"]) for entry in listed] == [
+        (502, "applied-then-502", True),
+        (None, "applied-then-drop", True),
+        (429, "429", False),
+        (200, None, True),
+    ]
+    assert standin.customer(SEED_INDIVIDUAL_ID)["email"] == "four@example.com"
+
+
 def test_http_controls_manage_customers(client: httpx.Client) -> None:
     # Given a customer added over HTTP
     created = client.post("/_standin/customers", json={"id": "customer_new1", "kyc_submitted": True})
@@ -696,6 +897,15 @@ def test_http_controls_manage_customers(client: httpx.Client) -> None:
         {"timeout": {"count": 1}},
         {"rotateToken": ""},
         {"reset": "yes"},
+        {"appliedThenFail": {"count": 1, "status": 200}},
+        {"appliedThenFail": 1},
+        {"appliedThenDrop": -1},
+        {"random": {"rate": 2}},
+        {"random": {"seed": 1}},
+        {"random": {"rate": 0.1, "kinds": "429"}},
+        {"random": {"rate": 0.1, "kinds": ["418"]}},
+        {"random": {"rate": 0.1, "seed": "x"}},
+        {"random": {"rate": 0.1, "timeoutSeconds": 0}},
     ],
 )
 def test_http_controls_refuse_malformed_faults(client: httpx.Client, standin: SphereStandIn, spec: object) -> None:

@@ -1,0 +1,345 @@
+"""The CRM side of the chaos load: contacts whose fields change, sent as HubSpot batches and generic webhooks.
+
+Each client owns a share of the contacts (a contact's requests leave in one order, as from one
+CRM) and sends, from its own seeded random source: a contact's first request (its Sphere
+customer id and every field), then changes of one field at a time; re-sends of requests it
+already sent (duplicates), at once or much later; and pairs of changes of a field sent newest
+first (the older one is the reordered one). It retries a request answered 5xx or not at all,
+as a CRM does. ``Traffic`` is the ledger of what was sent and what the adapter answered.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from random import Random
+from typing import Any
+
+import httpx
+
+from devstack.crm import generic_request, hubspot_event, hubspot_request
+
+__all__ = [
+    "FIELDS",
+    "PORTAL",
+    "Change",
+    "ChaosContact",
+    "CrmClient",
+    "CrmRequest",
+    "Traffic",
+    "event_counter",
+    "sphere_value",
+]
+
+PORTAL = 62515
+FIELDS = ("email", "phone", "address")
+"""The Sphere request fields the load changes (HubSpot's ``city`` changes the address)."""
+POSTAL_CODE = "10117"
+COUNTRY = "DEU"
+MAX_SENDS = 6
+"""Attempts of one request (answered 5xx or not at all) before the client gives up on it."""
+MAX_HUBSPOT_BATCH = 4
+TIME_BASE_MS = 1_700_000_000_000
+"""CRM change times start here (November 2023): in the past, so no source refuses them."""
+
+
+def sphere_value(field_name: str, contact_number: int, version: int) -> Any:
+    """The value a field has at a version, as Sphere receives it (already normalized)."""
+    if field_name == "email":
+        return f"chaos-{contact_number}-{version}@example.com"
+    if field_name == "phone":
+        index = contact_number * 100 + version
+        return f"+1415{200 + index // 10_000:03d}{index % 10_000:04d}"
+    return {
+        "line1": f"Chaosweg {contact_number}",
+        "city": f"City {version}",
+        "postalCode": POSTAL_CODE,
+        "country": COUNTRY,
+    }
+
+
+@dataclass(frozen=True)
+class Change:
+    """One CRM change of one Sphere request field of a contact: the value it sets and when it happened."""
+
+    customer_id: str
+    field: str
+    value: Any
+    occurred_at: int
+    event_id: str
+
+
+@dataclass
+class ChaosContact:
+    """A CRM contact mapped to a Sphere customer; its clock orders its changes."""
+
+    number: int
+    source: str
+    customer_id: str
+    started: bool = False
+    clock: int = 0
+    versions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FIELDS, 0))
+
+    @property
+    def contact_id(self) -> str:
+        """The contact's id as the adapter keys it."""
+        return f"{PORTAL}:{self.number}" if self.source == "hubspot" else f"chaos-{self.number}"
+
+    def tick(self) -> int:
+        """The next CRM change time of this contact."""
+        self.clock += 1
+        return TIME_BASE_MS + self.number * 1_000_000 + self.clock
+
+    def next_value(self, field_name: str) -> tuple[int, Any]:
+        """A new version of a field and its value."""
+        self.versions[field_name] += 1
+        version = self.versions[field_name]
+        return version, sphere_value(field_name, self.number, version)
+
+
+@dataclass
+class CrmRequest:
+    """One webhook request: HubSpot's event list or a generic payload, and the changes it carries."""
+
+    source: str
+    event_ids: tuple[str, ...]
+    changes: tuple[Change, ...]
+    hubspot_events: list[dict[str, Any]] = field(default_factory=list)
+    generic_payload: dict[str, Any] = field(default_factory=dict)
+
+    def signed(self, url: str, secrets: dict[str, str]) -> tuple[str, dict[str, str], bytes]:
+        """Path, headers and body, signed now (a re-send is signed again, as a CRM's retry is)."""
+        if self.source == "hubspot":
+            headers, body = hubspot_request(
+                self.hubspot_events, secret=secrets["HubSpotSecretArn"], url=f"{url}/webhooks/hubspot"
+            )
+            return "/webhooks/hubspot", headers, body
+        headers, body = generic_request(
+            self.generic_payload, secret=secrets["GenericSecretArn"], msg_id=self.event_ids[0]
+        )
+        return "/webhooks/generic", headers, body
+
+
+@dataclass
+class Traffic:
+    """What the clients sent and what the adapter answered (merged from every client)."""
+
+    requests_sent: int = 0
+    events_sent: int = 0
+    duplicate_events_sent: int = 0
+    reordered_events_sent: int = 0
+    retried_sends: int = 0
+    failed_requests: list[str] = field(default_factory=list)
+    accepted: set[tuple[str, str]] = field(default_factory=set)
+    answered_duplicate: int = 0
+    changes: list[Change] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, other: Traffic) -> None:
+        """Merge one client's ledger into this one."""
+        with self.lock:
+            self.requests_sent += other.requests_sent
+            self.events_sent += other.events_sent
+            self.duplicate_events_sent += other.duplicate_events_sent
+            self.reordered_events_sent += other.reordered_events_sent
+            self.retried_sends += other.retried_sends
+            self.failed_requests += other.failed_requests
+            self.accepted |= other.accepted
+            self.answered_duplicate += other.answered_duplicate
+            self.changes += other.changes
+
+
+type Backpressure = Callable[[], None]
+"""Called before each request: blocks while the queue holds too many messages (drain while sending)."""
+
+
+class CrmClient:
+    """One CRM client: its contacts, its seeded random source, its share of the events."""
+
+    def __init__(
+        self,
+        contacts: list[ChaosContact],
+        *,
+        seed: int,
+        events: int,
+        duplicate_share: float,
+        reorder_share: float,
+        url: str,
+        secrets: dict[str, str],
+        backpressure: Backpressure,
+        event_ids: Callable[[], int],
+    ) -> None:
+        self.contacts = contacts
+        self.random = Random(seed)
+        self.budget = events
+        self.duplicate_share = duplicate_share
+        # A pair sends one reordered event per two new ones: pairs at this rate make reordered ~ reorder_share.
+        self.pair_share = 2 * reorder_share / (1 - reorder_share) if reorder_share < 1 else 1.0
+        self.url = url
+        self.secrets = secrets
+        self.backpressure = backpressure
+        self.event_ids = event_ids
+        self.traffic = Traffic()
+        self.sent: list[CrmRequest] = []
+        self.older: list[tuple[ChaosContact, Change]] = []
+
+    def run(self) -> Traffic:
+        """Send until the share of events is spent (and every held-back older change is out)."""
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            while self.traffic.events_sent < self.budget or self.older:
+                self.backpressure()
+                request, duplicate, reordered = self._next_request()
+                self._send(http, request, duplicate=duplicate, reordered=reordered)
+        return self.traffic
+
+    def _next_request(self) -> tuple[CrmRequest, bool, bool]:
+        draw = self.random.random()
+        if self.sent and draw < self.duplicate_share and self.traffic.events_sent < self.budget:
+            at_once = self.random.random() < 0.5
+            earlier = self.sent[-1] if at_once else self.random.choice(self.sent)
+            return earlier, True, False
+        if self.older and (self.random.random() < 0.3 or self.traffic.events_sent >= self.budget):
+            contact, change = self.older.pop(self.random.randrange(len(self.older)))
+            return self._change_request(contact, [change]), False, True
+        contact = self.random.choice(self.contacts)
+        if not contact.started:
+            return self._first_request(contact), False, False
+        if contact.source == "hubspot":
+            others = [other for other in self.contacts if other.source == "hubspot" and other.started]
+            picked = self.random.sample(others, min(len(others), self.random.randrange(MAX_HUBSPOT_BATCH)))
+            batch = {member.number: member for member in [contact, *picked]}
+            changes = [(member, self._new_change(member)) for member in batch.values()]
+            return self._hubspot_request(changes), False, False
+        return self._change_request(contact, [self._new_change(contact)]), False, False
+
+    def _new_change(self, contact: ChaosContact) -> Change:
+        """A change of a random field; sometimes a newer one goes first and its older twin is held back."""
+        field_name = self.random.choice(FIELDS)
+        if self.random.random() < self.pair_share:
+            older_at, newer_at = contact.tick(), contact.tick()
+            _, older_value = contact.next_value(field_name)
+            _, newer_value = contact.next_value(field_name)
+            self.older.append((contact, self._change(contact, field_name, older_value, older_at)))
+            return self._change(contact, field_name, newer_value, newer_at)
+        _, value = contact.next_value(field_name)
+        return self._change(contact, field_name, value, contact.tick())
+
+    def _change(self, contact: ChaosContact, field_name: str, value: Any, occurred_at: int) -> Change:
+        event_id = str(self.event_ids()) if contact.source == "hubspot" else f"msg_chaos_{self.event_ids()}"
+        return Change(contact.customer_id, field_name, value, occurred_at, event_id)
+
+    def _first_request(self, contact: ChaosContact) -> CrmRequest:
+        """The contact's Sphere customer id and a value of every field, in one request."""
+        contact.started = True
+        at = contact.tick()
+        values = {name: contact.next_value(name)[1] for name in FIELDS}
+        if contact.source == "generic":
+            event_id = f"msg_chaos_{self.event_ids()}"
+            changes = tuple(Change(contact.customer_id, name, values[name], at, event_id) for name in FIELDS)
+            payload = {
+                "id": contact.contact_id,
+                "updatedAt": at,
+                "sphereCustomerId": contact.customer_id,
+                "email": values["email"],
+                "phone": values["phone"],
+                "address": values["address"],
+            }
+            return CrmRequest("generic", (event_id,), changes, generic_payload=payload)
+        address = values["address"]
+        properties = [
+            ("sphere_customer_id", contact.customer_id),
+            ("email", values["email"]),
+            ("phone", values["phone"]),
+            ("address", address["line1"]),
+            ("city", address["city"]),
+            ("zip", address["postalCode"]),
+            ("country", address["country"]),
+        ]
+        events = [
+            hubspot_event(contact.number, name, value, occurred_at=at, event_id=self.event_ids(), portal_id=PORTAL)
+            for name, value in properties
+        ]
+        by_property = {name: str(event["eventId"]) for (name, _), event in zip(properties, events, strict=True)}
+        changes = (
+            Change(contact.customer_id, "email", values["email"], at, by_property["email"]),
+            Change(contact.customer_id, "phone", values["phone"], at, by_property["phone"]),
+            Change(contact.customer_id, "address", address, at, by_property["city"]),
+        )
+        return CrmRequest("hubspot", tuple(by_property.values()), changes, hubspot_events=events)
+
+    def _change_request(self, contact: ChaosContact, changes: list[Change]) -> CrmRequest:
+        if contact.source == "hubspot":
+            return self._hubspot_request([(contact, change) for change in changes])
+        (change,) = changes
+        payload = {"id": contact.contact_id, "updatedAt": change.occurred_at, change.field: change.value}
+        return CrmRequest("generic", (change.event_id,), (change,), generic_payload=payload)
+
+    def _hubspot_request(self, changes: list[tuple[ChaosContact, Change]]) -> CrmRequest:
+        events = []
+        for contact, change in changes:
+            name, value = (change.field, change.value) if change.field != "address" else ("city", change.value["city"])
+            events.append(
+                hubspot_event(
+                    contact.number,
+                    name,
+                    value,
+                    occurred_at=change.occurred_at,
+                    event_id=int(change.event_id),
+                    portal_id=PORTAL,
+                )
+            )
+        return CrmRequest(
+            "hubspot",
+            tuple(change.event_id for _, change in changes),
+            tuple(change for _, change in changes),
+            hubspot_events=events,
+        )
+
+    def _send(self, http: httpx.Client, request: CrmRequest, *, duplicate: bool, reordered: bool) -> None:
+        traffic = self.traffic
+        events = len(request.event_ids)
+        traffic.requests_sent += 1
+        traffic.events_sent += events
+        if duplicate:
+            traffic.duplicate_events_sent += events
+        else:
+            self.sent.append(request)
+            traffic.changes += request.changes
+        if reordered:
+            traffic.reordered_events_sent += events
+        for attempt in range(MAX_SENDS):
+            if attempt:
+                traffic.retried_sends += 1
+            path, headers, body = request.signed(self.url, self.secrets)
+            try:
+                answer = http.post(path, headers=headers, content=body)
+            except httpx.TransportError:
+                continue
+            if answer.status_code < 500:
+                break
+        else:
+            traffic.failed_requests.append(f"{request.source} {request.event_ids}: no 2xx in {MAX_SENDS} sends")
+            return
+        if answer.status_code != 202:
+            traffic.failed_requests.append(f"{request.source} {request.event_ids}: {answer.status_code} {answer.text}")
+            return
+        receipt = answer.json()
+        traffic.accepted |= {(request.source, event_id) for event_id in receipt["accepted"]}
+        traffic.answered_duplicate += len(receipt["duplicates"])
+        answered = set(receipt["accepted"]) | set(receipt["duplicates"])
+        if answered != set(request.event_ids):
+            traffic.failed_requests.append(f"{request.source} {request.event_ids}: answered for {sorted(answered)}")
+
+
+def event_counter() -> Callable[[], int]:
+    """A thread-safe counter of event ids, unique across the clients."""
+    lock = threading.Lock()
+    last = [0]
+
+    def next_id() -> int:
+        with lock:
+            last[0] += 1
+            return last[0]
+
+    return next_id
