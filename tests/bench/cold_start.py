@@ -25,7 +25,7 @@ from typing import Any
 from bench.config import REPO, Config
 from bench.layer import BuiltLayer
 from bench.report import Row, Section, markdown_table
-from bench.stats import Summary, ms, times
+from bench.stats import Summary, ms, paired_ratio, times
 from bench.workload import deliver_records, hubspot_batch, receive_event, single_change
 from devstack.pipeline import PUBLIC_BASE_URL
 from devstack.resources import load_template
@@ -174,10 +174,12 @@ def cold_start_section(runs: ColdRuns) -> Section:
     targets = {"receive": "≤ 1.3×", "deliver": "≤ 1.5×"}
     rows, details = [], []
     for variant in variants:
-        boto3 = Summary.of(runs.values(f"boto3/{variant}/import", "import_ms"))
+        boto3_runs = runs.values(f"boto3/{variant}/import", "import_ms")
+        boto3 = Summary.of(boto3_runs)
         rows.append(Row("1", f"bare `import boto3`, layer {label[variant]}", ms(boto3.median), boto3.spread()))
         for function in ("receive", "deliver"):
-            imported = Summary.of(runs.values(f"{function}/{variant}/import", "import_ms"))
+            imported_runs = runs.values(f"{function}/{variant}/import", "import_ms")
+            imported = Summary.of(imported_runs)
             rows.append(
                 Row(
                     "1",
@@ -185,7 +187,7 @@ def cold_start_section(runs: ColdRuns) -> Section:
                     ms(imported.median),
                     imported.spread(),
                     f"boto3 {ms(boto3.median)}",
-                    times(imported.median / boto3.median),
+                    times(paired_ratio(imported_runs, boto3_runs)),
                     targets[function],
                 )
             )
@@ -260,7 +262,8 @@ def cold_start_section(runs: ColdRuns) -> Section:
         "Lambda sets (`LAMBDA_TASK_ROOT`, which turns Powertools Tracer and the X-Ray SDK on, the function name, "
         "memory) plus the template's Globals. The baseline is a bare `import boto3` from the same layer in the same "
         f"kind of interpreter, in the same run; all variants run round-robin, {repeats} times each (import + first "
-        f"call: {first_repeats} times); ratios are of medians.",
+        f"call: {first_repeats} times). An import's ratio is the median of its per-round ratios to boto3 (the "
+        "machine's load drifts less within a round than across the run); the first-call rows divide medians.",
         "",
         "Import + first call: after the import the probe puts the test tree and the development site-packages "
         "*behind* the layer, starts `moto.mock_aws` in the process and creates the template's resources "

@@ -8,7 +8,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Summary", "mb", "ms", "percentile", "times"]
+__all__ = ["Summary", "mb", "ms", "paired_ratio", "percentile", "times"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,17 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def paired_ratio(values: Sequence[float], baselines: Sequence[float]) -> float:
+    """The median of ``value / baseline`` taken pair by pair (runs of the same round-robin round).
+
+    Steadier than a ratio of medians when the machine's load drifts during the run.
+
+    Raises:
+        ValueError: no pairs, or the two sequences differ in length.
+    """
+    return statistics.median(value / baseline for value, baseline in zip(values, baselines, strict=True))
 
 
 def ms(value: float, digits: int = 1) -> str:
