@@ -2,6 +2,7 @@
 
 ``BENCH_QUICK=1`` (or ``--quick``) runs each measure once or a few times, on the development
 layout, in seconds: enough for the smoke test to see every row written, too few for any figure.
+It writes to ``$TMPDIR/BENCHMARKS.quick.md`` unless ``BENCH_OUTPUT`` (or ``--output``) names a file.
 """
 
 # ruff: noqa: RUF001 - the report prints typographic signs (multiplication sign, en dash) on purpose
@@ -38,8 +39,11 @@ _SCALE_NOTE = [
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK", "") not in ("", "0"))
-    parser.add_argument("--output", type=Path, default=Path(os.environ.get("BENCH_OUTPUT", REPO / "BENCHMARKS.md")))
-    return parser.parse_args(argv)
+    parser.add_argument("--output", type=Path, default=os.environ.get("BENCH_OUTPUT") or None)
+    args = parser.parse_args(argv)
+    if args.output is None:  # a quick run never overwrites the committed figures
+        args.output = Path(tempfile.gettempdir(), "BENCHMARKS.quick.md") if args.quick else REPO / "BENCHMARKS.md"
+    return args
 
 
 def _say(started: float, message: str) -> None:
