@@ -18,7 +18,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install run test soak lint format typecheck security bandit checkov pytest validate build events clean
+.PHONY: help install run test soak lint format typecheck security bandit checkov pytest validate build bench events clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -87,6 +87,10 @@ validate: $(SAM_STAMP) ## sam validate --lint on template.yaml
 
 build: $(SAM_STAMP) ## sam build (needs python3.13 on PATH, which this target arranges)
 	PATH="$(abspath $(SAM_VENV))/bin:$$PATH" sam build
+
+# Never part of `make test` (its smoke test runs the quick mode, BENCH_QUICK=1). About 5-10 minutes on 2 cores.
+bench: $(STAMP) build ## Measure cold starts, receive CPU, delivery, cost and memory of the built code: writes BENCHMARKS.md
+	PYTHONPATH=layers/shared:functions:tests $(BIN)/python -m bench
 
 events: $(STAMP) ## Re-sign events/ with a fresh timestamp and the local secrets (for sam local invoke)
 	PYTHONPATH=layers/shared:functions:tests $(BIN)/python -m devstack.sign_events
