@@ -51,7 +51,7 @@ class ChaosSettings:
     events: int
     contacts: int
     seed: int = 20261125
-    clients: int = 4
+    clients: int = 2
     duplicate_share: float = 0.3
     reorder_share: float = 0.1
     failure_rate: float = 0.2
