@@ -12,7 +12,7 @@ import itertools
 import time
 from typing import Any
 
-from devstack.crm import hubspot_event, hubspot_request
+from devstack.crm import FULL_CONTACT, hubspot_event, hubspot_request
 from devstack.lambda_events import http_api_event, sqs_record
 from devstack.pipeline import PUBLIC_BASE_URL
 from devstack.resources import LOCAL_SECRETS
@@ -31,17 +31,7 @@ __all__ = [
 
 PORTAL = 62515
 BATCH_CONTACTS = 10
-PROPERTIES = (
-    ("email", "ada@example.com"),
-    ("phone", "(312) 555-0142"),
-    ("mobilephone", "+1 312 555 0143"),
-    ("address", "233 S Wacker Dr"),
-    ("city", "Chicago"),
-    ("state", "Illinois"),
-    ("zip", "60606"),
-    ("country", "United States"),
-    ("lifecyclestage", "customer"),
-)
+PROPERTIES = FULL_CONTACT
 """What each contact of a batch changes after its customer id (the last one is not mapped)."""
 _FIELDS = {
     "sphere_customer_id": ContactField.CUSTOMER_ID,

@@ -10,7 +10,20 @@ from typing import Any
 
 from webhook_adapter.signatures import sign_hubspot_v3, sign_standard_webhook
 
-__all__ = ["generic_request", "hubspot_event", "hubspot_request"]
+__all__ = ["FULL_CONTACT", "generic_request", "hubspot_event", "hubspot_request"]
+
+FULL_CONTACT = (
+    ("email", "ada@example.com"),
+    ("phone", "(312) 555-0142"),
+    ("mobilephone", "+1 312 555 0143"),
+    ("address", "233 S Wacker Dr"),
+    ("city", "Chicago"),
+    ("state", "Illinois"),
+    ("zip", "60606"),
+    ("country", "United States"),
+    ("lifecyclestage", "customer"),
+)
+"""A HubSpot contact's property changes after its customer id: every mapped property, then one that is not."""
 
 _JSON = "application/json"
 

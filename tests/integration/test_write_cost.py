@@ -12,7 +12,7 @@ import itertools
 
 import boto3
 
-from devstack.crm import hubspot_event
+from devstack.crm import FULL_CONTACT, hubspot_event
 from devstack.pipeline import Pipeline
 from devstack.write_units import WriteMeter
 from webhook_adapter import aws
@@ -82,17 +82,6 @@ def test_single_change_webhooks_cost_at_most_three_write_units_per_event(pipelin
 
 def test_hubspot_batches_of_100_over_10_contacts_cost_at_most_two_write_units_per_event(pipeline: Pipeline) -> None:
     # Given 10 new HubSpot contacts, each with its Sphere id and nine property changes, in one batch of 100
-    properties = [
-        ("email", "ada@example.com"),
-        ("phone", "(312) 555-0142"),
-        ("mobilephone", "+1 312 555 0143"),
-        ("address", "233 S Wacker Dr"),
-        ("city", "Chicago"),
-        ("state", "Illinois"),
-        ("zip", "60606"),
-        ("country", "United States"),
-        ("lifecyclestage", "customer"),
-    ]
     batches = []
     for batch_number in range(3):
         batch = []
@@ -105,7 +94,7 @@ def test_hubspot_batches_of_100_over_10_contacts_cost_at_most_two_write_units_pe
             )
             batch += [
                 hubspot_event(number, prop, value, occurred_at=at + offset, event_id=next(_event_ids))
-                for offset, (prop, value) in enumerate(properties, start=1)
+                for offset, (prop, value) in enumerate(FULL_CONTACT, start=1)
             ]
         batches.append(batch)
     counted = meter(pipeline)
