@@ -101,7 +101,7 @@ def _units(stack: LocalAWS, name: str, rounds: int, contacts: range) -> dict[str
     """The scenario's traffic with DynamoDB's write and read units metered, and the items' sizes after it."""
     import boto3
 
-    from bench.read_units import ReadMeter
+    from devstack.read_units import ReadMeter
     from devstack.write_units import WriteMeter, item_size
     from webhook_adapter import aws
     from webhook_adapter.store import STATUS_INDEX

@@ -55,7 +55,7 @@ def cost_section(raw: dict[str, Any], init_ms: dict[str, float]) -> Section:
         "runs in a fresh stack after a warm-up that is not counted, twice: timed (handler wall time less moto's "
         "own; every AWS request and its 64 KB chunks; bytes the functions print at the template's INFO level, "
         "captured from standard output; Sphere calls) and metered (DynamoDB write units from "
-        "`tests/devstack/write_units.py`, read units from each asked-for item's size, `bench/read_units.py`; "
+        "`tests/devstack/write_units.py`, read units from each asked-for item's size, `tests/devstack/read_units.py`; "
         "event item sizes). Assumptions, each a named constant in `bench/pricing.py`:",
         "",
         f"- **low / high**: low = deliver invocations in full batches (a backlog) and CPU as fast as this machine; "

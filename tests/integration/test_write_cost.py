@@ -1,9 +1,13 @@
-"""What the events table costs: DynamoDB write units per event, counted from the calls both functions make.
+"""What the events table costs: DynamoDB write and read units per event, counted from the calls both functions make.
 
 Counted, not timed: every write through the adapter's DynamoDB client is sized before and after
-(``devstack.write_units``), index writes included, as on-demand bills them. The budgets are the
-table design's promise (README, "The events table"): at most 3 write units per event when each
-webhook carries one change, at most 2 for HubSpot batches of 100 events over 10 contacts.
+(``devstack.write_units``), index writes included, and every key read is sized
+(``devstack.read_units``), as on-demand bills them. The budgets are the table design's promise
+(README, "The events table"): at most 3 write units per event when each webhook carries one
+change, at most 2 for HubSpot batches of 100 events over 10 contacts; and reads of at most 2.5
+and 1.5 units per event, which holds only while receive's duplicate check reads eventually
+consistent (half price; deliver's own strongly consistent read is what keeps a change from
+applying twice).
 """
 
 from __future__ import annotations
@@ -14,13 +18,20 @@ import boto3
 
 from devstack.crm import FULL_CONTACT, hubspot_event
 from devstack.pipeline import Pipeline
+from devstack.read_units import ReadMeter
 from devstack.write_units import WriteMeter
 from webhook_adapter import aws
 from webhook_adapter.store import STATUS_INDEX
 
 SINGLE_CHANGE_BUDGET = 3.0
 BATCH_BUDGET = 2.0
+SINGLE_CHANGE_READ_BUDGET = 2.5
+BATCH_READ_BUDGET = 1.5
 _event_ids = itertools.count(500_000)
+
+
+def read_meter(pipeline: Pipeline) -> ReadMeter:
+    return ReadMeter(reader=boto3.client("dynamodb"), table=pipeline.resources.table_name)
 
 
 def meter(pipeline: Pipeline) -> WriteMeter:
@@ -47,11 +58,11 @@ def test_single_change_webhooks_cost_at_most_three_write_units_per_event(pipelin
         generic = {"id": f"g-{number}", "updatedAt": 1, "sphereCustomerId": customer(number)}
         assert pipeline.post_generic(generic).status == 202
     pipeline.drain()
-    counted = meter(pipeline)
+    counted, read = meter(pipeline), read_meter(pipeline)
 
     # When each then sends three webhooks of one change each (email, phone, city), and they are delivered
     events = 0
-    with counted.watching(aws.dynamodb()):
+    with counted.watching(aws.dynamodb()), read.watching(aws.dynamodb()):
         for step, (prop, value) in enumerate(
             [("email", "ada@example.com"), ("phone", "+13125550142"), ("city", "Chicago")]
         ):
@@ -78,6 +89,8 @@ def test_single_change_webhooks_cost_at_most_three_write_units_per_event(pipelin
     assert counted.units / events <= SINGLE_CHANGE_BUDGET, (counted.units, counted.calls)
     # And every item written fits one write unit
     assert max(counted.sizes) <= 1024, max(counted.sizes)
+    # And the reads cost at most 2.5 units per event
+    assert read.units / events <= SINGLE_CHANGE_READ_BUDGET, (read.units, read.keys, read.missing)
 
 
 def test_hubspot_batches_of_100_over_10_contacts_cost_at_most_two_write_units_per_event(pipeline: Pipeline) -> None:
@@ -97,10 +110,10 @@ def test_hubspot_batches_of_100_over_10_contacts_cost_at_most_two_write_units_pe
                 for offset, (prop, value) in enumerate(FULL_CONTACT, start=1)
             ]
         batches.append(batch)
-    counted = meter(pipeline)
+    counted, read = meter(pipeline), read_meter(pipeline)
 
     # When HubSpot posts the batches and they are delivered
-    with counted.watching(aws.dynamodb()):
+    with counted.watching(aws.dynamodb()), read.watching(aws.dynamodb()):
         for batch in batches:
             assert len(batch) == 100
             assert pipeline.post_hubspot(batch).status == 202
@@ -110,3 +123,5 @@ def test_hubspot_batches_of_100_over_10_contacts_cost_at_most_two_write_units_pe
     assert len(pipeline.standin.patches()) == 30
     assert counted.units / 300 <= BATCH_BUDGET, (counted.units, counted.calls)
     assert max(counted.sizes) <= 1024, max(counted.sizes)
+    # And the reads cost at most 1.5 units per event
+    assert read.units / 300 <= BATCH_READ_BUDGET, (read.units, read.keys, read.missing)

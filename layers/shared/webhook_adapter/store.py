@@ -147,12 +147,17 @@ class EventStore:
     def known_events(self, source: str, events: Sequence[SourceEvent]) -> dict[str, Status]:
         """The status of each event among ``events`` that already has an item, by event key.
 
+        Read eventually consistent (half the read units): a repeat that arrives within a second of
+        its event's final write may be queued again, and deliver's strongly consistent read then
+        finds it ended and records nothing twice.
+
         Raises:
             StorageUnavailable: DynamoDB failed or kept keys unprocessed.
         """
         items = self._batch_get(
             [(contact_pk(source, event.contact_id), event_sk(event.key)) for event in events],
             projection="sk, #status",
+            consistent=False,
         )
         return {str(item["event_key"]): Status(item["status"]) for item in items}
 
@@ -447,14 +452,16 @@ class EventStore:
 
     # ------------------------------------------------------------------ calls
 
-    def _batch_get(self, keys: Sequence[tuple[str, str]], *, projection: str | None = None) -> list[dict[str, Any]]:
-        """The items at ``keys`` (those that exist), strongly consistent, 100 keys a call."""
+    def _batch_get(
+        self, keys: Sequence[tuple[str, str]], *, projection: str | None = None, consistent: bool = True
+    ) -> list[dict[str, Any]]:
+        """The items at ``keys`` (those that exist), strongly consistent unless told otherwise, 100 keys a call."""
         unique = list(dict.fromkeys(keys))
         found: list[dict[str, Any]] = []
         for start in range(0, len(unique), _BATCH_GET_LIMIT):
             request: dict[str, Any] = {
                 "Keys": [_key(pk, sk) for pk, sk in unique[start : start + _BATCH_GET_LIMIT]],
-                "ConsistentRead": True,
+                "ConsistentRead": consistent,
             }
             if projection:
                 request |= {"ProjectionExpression": projection, "ExpressionAttributeNames": {"#status": "status"}}
