@@ -1,8 +1,8 @@
 """One dated table of public AWS prices, US East (N. Virginia), on-demand, without free tiers.
 
-Copied from each service's public pricing page (named in ``source``) as published at
-``PRICES_DATE``; no network is used to read them. Re-check the pages before quoting a figure
-elsewhere: a price change is a one-line edit here.
+Transcribed from each service's public pricing page (named in ``source``) as known at
+``PRICES_DATE``; this machine has no network to re-read them, so re-check the pages before
+quoting a figure elsewhere: a price change is a one-line edit here.
 """
 
 from __future__ import annotations
@@ -63,6 +63,16 @@ PRICES = {
     ),
     "logs_stored_gb_month": Price(0.03, "GB-month of CloudWatch Logs archived", "Amazon CloudWatch pricing, Logs"),
     "xray_trace": Price(5.00 / 1e6, "X-Ray trace recorded", "AWS X-Ray pricing, traces recorded"),
+    "snapstart_cache_gb_second": Price(
+        0.0000015046,
+        "GB-second a SnapStart snapshot of a published version is cached (Python, .NET; 3 hours at least)",
+        "AWS Lambda pricing, SnapStart (for the paper evaluation only)",
+    ),
+    "snapstart_restore_gb": Price(
+        0.0001397998,
+        "GB restored from a SnapStart snapshot (each new execution environment)",
+        "AWS Lambda pricing, SnapStart (for the paper evaluation only)",
+    ),
 }
 """Fixed monthly charges (a secret's $0.40, custom metrics, the event source mapping's idle polling) are left out:
 they do not grow with the number of events."""

@@ -23,17 +23,12 @@ from bench.delivery import delivery_section
 from bench.layer import prepare_layers
 from bench.machine import describe_machine
 from bench.memory import memory_section
+from bench.paper import scale_section, snapstart_section
 from bench.receive_cpu import receive_section
 from bench.report import render_document, text_table
 from bench.spawn import run_worker
 
 __all__ = ["main"]
-
-_SCALE_NOTE = [
-    "## 6. Scale on paper",
-    "",
-    "Not measured yet (issue 11, item 6): left for the work that follows.",
-]
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -71,10 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         _say(started, "cost counted")
     sections = [
         cold_start_section(runs),
+        snapstart_section(init_ms(runs)),
         receive_section(receive, runs),
         delivery_section(delivery),
         cost_section(cost, init_ms(runs)),
         memory_section(runs),
+        scale_section(cost, init_ms(runs)),
     ]
     elapsed = time.monotonic() - started
     header = [
@@ -91,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         "Medians with min–max over the runs named in each section; on a shared 2-core machine the spread is "
         "part of the figure.",
     ]
-    document = render_document(header, sections, _SCALE_NOTE)
+    document = render_document(header, sections)
     args.output.write_text(document)
     print(text_table([row for section in sections for row in section.rows]))
     _say(started, f"wrote {args.output}")

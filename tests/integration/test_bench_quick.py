@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-MEASURES = ("1", "2", "3", "4", "5")
+MEASURES = ("1", "2", "3", "4", "5", "6")
 
 
 def test_quick_bench_writes_a_row_for_every_measure(tmp_path: Path) -> None:
@@ -33,5 +33,6 @@ def test_quick_bench_writes_a_row_for_every_measure(tmp_path: Path) -> None:
     for number in MEASURES:
         assert f"\n| {number} | " in document, number
         assert f"\n## {number}. " in document, number
+    assert "\n## 1b. Lambda SnapStart, on paper" in document
     assert "Quick mode" in document
     assert "cost per million events" in done.stdout.decode()
