@@ -54,6 +54,9 @@ def _traffic(stack: LocalAWS, name: str, rounds: int, contacts: range) -> int:
                     )
                     stack.post(single_change(number, prop, value, at=2_000 + round_number * 10 + step))
                     events += 1
+                # Each step is delivered before a contact's next change arrives: one PATCH per change, as when
+                # webhooks trickle in (a backlog would coalesce a contact's changes into fewer PATCHes).
+                stack.drain()
         else:
             first = 100 + round_number * 10
             for number in range(first, first + 10):
@@ -92,6 +95,7 @@ def _function_counts(stack: LocalAWS, function: str) -> dict[str, Any]:
         "net_ms": [invocation.net_ms for invocation in invocations],
         "moto_ms": sum(invocation.moto_ms for invocation in invocations),
         "log_bytes": sum(invocation.log_bytes for invocation in invocations),
+        "sphere_calls": [invocation.sphere_calls for invocation in invocations],
         "aws_calls": dict(calls),
         "aws_chunks": dict(chunks),
     }

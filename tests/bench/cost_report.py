@@ -60,10 +60,14 @@ def cost_section(raw: dict[str, Any], init_ms: dict[str, float]) -> Section:
         "",
         f"- **low / high**: low = deliver invocations in full batches (a backlog) and CPU as fast as this machine; "
         f"high = one message per deliver invocation (a trickle: a receive, a delete, a request per message) and "
-        f"CPU time ×{1 / ASSUMPTIONS.cpu_share_at_memory:.1f} (256 MB's share of a vCPU).",
+        f"CPU time ×{ASSUMPTIONS.cpu_scale('receive'):.1f} for receive and ×{ASSUMPTIONS.cpu_scale('deliver'):.1f} "
+        f"for deliver (their MemorySize's share of a vCPU: {ASSUMPTIONS.memory_mb['receive']} and "
+        f"{ASSUMPTIONS.memory_mb['deliver']} MB of the 1,769 MB that buy one).",
         f"- AWS round trips added to billed durations: DynamoDB {latency['dynamodb']:.0f} ms, SQS "
         f"{latency['sqs']:.0f} ms, Secrets Manager {latency['secrets-manager']:.0f} ms per request; Sphere "
-        f"{ASSUMPTIONS.sphere_latency_ms:.0f} ms per PATCH; +0.5 ms per invocation for billing's 1 ms rounding.",
+        f"{ASSUMPTIONS.sphere_latency_ms:.0f} ms per PATCH, a deliver invocation's calls waiting in rounds of "
+        f"{ASSUMPTIONS.deliver_threads} (its parallel calls; high: one call per invocation); +0.5 ms per invocation "
+        "for billing's 1 ms rounding.",
         f"- Init billed: {ASSUMPTIONS.cold_start_share:.0%} of invocations start cold (AWS describes cold "
         f"starts as typically under 1 %), each billing measure 1's import + first call as shipped (receive "
         f"{init_ms['receive']:.0f} ms, deliver {init_ms['deliver']:.0f} ms).",

@@ -44,6 +44,7 @@ class Invocation:
     aws_chunks: dict[str, int]
     log_bytes: int
     response: dict[str, Any]
+    sphere_calls: int = 0
 
     @property
     def net_ms(self) -> float:
@@ -71,6 +72,7 @@ class LocalAWS:
         context = LambdaContext(function_name=function, aws_request_id=str(uuid.uuid4()))
         self.meter.reset()
         logged = getattr(sys.stdout, "bytes_written", 0)
+        patched = len(self.standin.patches())
         started = time.perf_counter()
         response = handler(event, context)
         wall = (time.perf_counter() - started) * 1000
@@ -83,6 +85,7 @@ class LocalAWS:
                 dict(self.meter.chunks),
                 getattr(sys.stdout, "bytes_written", 0) - logged,
                 response,
+                len(self.standin.patches()) - patched,
             )
         )
         return response

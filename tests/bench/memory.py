@@ -10,18 +10,18 @@ resident memory (measured as the growth of RSS while they were set up) is report
 from __future__ import annotations
 
 from bench.cold_start import ColdRuns
+from bench.pricing import ASSUMPTIONS
 from bench.report import Row, Section
 from bench.stats import Summary, mb
 
 __all__ = ["memory_section"]
-
-_MEMORY_SIZE_MB = 256
 
 
 def memory_section(runs: ColdRuns) -> Section:
     """Measure 5's rows."""
     rows = []
     for function in ("receive", "deliver"):
+        memory = ASSUMPTIONS.memory_mb[function]
         variant = f"{function}/shipped/first"
         peak = Summary.of(runs.values(variant, "peak_rss_mb"))
         imported = Summary.of(runs.values(variant, "rss_after_import_mb"))
@@ -32,8 +32,8 @@ def memory_section(runs: ColdRuns) -> Section:
                 f"{function} peak RSS: import + first call + a batch (moto in the process)",
                 mb(peak.median),
                 peak.spread("MB"),
-                f"MemorySize {_MEMORY_SIZE_MB} MB",
-                f"{peak.median / _MEMORY_SIZE_MB:.0%}",
+                f"MemorySize {memory} MB",
+                f"{peak.median / memory:.0%}",
             )
         )
         rows.append(
@@ -43,14 +43,14 @@ def memory_section(runs: ColdRuns) -> Section:
                 f"{mb(imported.median)}; ≈ {mb(harness.median)}",
                 imported.spread("MB"),
                 "",
-                f"{(peak.median - harness.median) / _MEMORY_SIZE_MB:.0%} without moto",
+                f"{(peak.median - harness.median) / memory:.0%} without moto",
             )
         )
     method = [
         "From measure 1's import + first call probes, as shipped: `ru_maxrss` at the end of the process, after the "
         "import, the first call and a batch (receive: 100 events over 10 contacts; deliver: 10 messages of new "
         "contacts, 10 PATCHes). Moto and the stand-in run in the same process; the RSS they added while being "
-        "set up is shown apart, and the last column is the peak without it, as a share of the template's "
-        f"MemorySize ({_MEMORY_SIZE_MB} MB)."
+        "set up is shown apart, and the last column is the peak without it, as a share of the function's "
+        "MemorySize in the template."
     ]
     return Section("5", "Memory", rows, method)

@@ -12,6 +12,7 @@ of a vCPU the configured memory buys).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,19 @@ def _access_log_bytes() -> int:
     return len(line.encode()) + 1
 
 
+def function_memory_mb() -> dict[str, int]:
+    """Each function's ``MemorySize`` in the template (its own, else the Globals')."""
+    from devstack.resources import load_template
+
+    template = load_template()
+    default = int(template["Globals"]["Function"].get("MemorySize", 128))
+    resources = template["Resources"]
+    return {
+        name: int(resources[f"{name.capitalize()}Function"]["Properties"].get("MemorySize", default))
+        for name in ("receive", "deliver")
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Assumptions:
     """Everything the counts do not say; each one is stated in BENCHMARKS.md."""
@@ -61,17 +75,26 @@ class Assumptions:
     )
     """In-region round trip per request, added to billed duration (the in-process run answers at once)."""
     sphere_latency_ms: float = 100.0
+    deliver_threads: int = 1
+    """Sphere calls one deliver invocation makes at once (its thread pool): calls in parallel wait together."""
     cold_start_share: float = 0.01
     xray_sampling: float = 0.05
-    memory_gb: float = 0.25
-    cpu_share_at_memory: float = 256 / 1769
-    """Lambda gives one vCPU at 1,769 MB, in proportion below it."""
+    memory_mb: dict[str, int] = field(default_factory=function_memory_mb)
+    """Each function's configured memory: what a GB-second is counted on, and the CPU it buys."""
     outcome_months: float = 90 / 30.4
     item_overhead_bytes: int = 100
     log_retention_months: float = 1.0
     refresh_containers: int = 10
     """Warm containers of each function re-reading their secret every 300 s while a million events arrive."""
     api_rate_per_second: float = 100.0
+
+    def memory_gb(self, function: str) -> float:
+        """``function``'s memory in GB, as Lambda bills it (MB ÷ 1,024)."""
+        return self.memory_mb[function] / 1024
+
+    def cpu_scale(self, function: str) -> float:
+        """How much longer CPU-bound work takes at ``function``'s memory than on one full vCPU (1,769 MB)."""
+        return max(1.0, 1769 / self.memory_mb[function])
 
     @property
     def platform_log_bytes(self) -> float:
@@ -102,8 +125,8 @@ class CostLine:
     basis: str
 
 
-def _gb_seconds(milliseconds: float) -> float:
-    return milliseconds / 1000 * ASSUMPTIONS.memory_gb
+def _gb_seconds(function: str, milliseconds: float) -> float:
+    return milliseconds / 1000 * ASSUMPTIONS.memory_gb(function)
 
 
 def _billed_ms(counts: dict[str, Any], cpu_scale: float) -> float:
@@ -112,6 +135,26 @@ def _billed_ms(counts: dict[str, Any], cpu_scale: float) -> float:
     waits = float(sum(count * latency[operation.split(".")[0]] for operation, count in counts["aws_calls"].items()))
     own = float(sum(counts["net_ms"])) * cpu_scale
     return own + waits + 0.5 * int(counts["invocations"])
+
+
+def _sphere_wait_ms(counted: dict[str, Any], *, high: bool) -> float:
+    """Deliver's billed wait for Sphere: per invocation, its calls in rounds of ``deliver_threads``.
+
+    ``high`` (one message per invocation): every call waits alone.
+    """
+    latency = ASSUMPTIONS.sphere_latency_ms
+    if high:
+        return float(counted["sphere_calls"]) * latency
+    threads = ASSUMPTIONS.deliver_threads
+    return float(sum(math.ceil(calls / threads) for calls in counted["deliver"]["sphere_calls"])) * latency
+
+
+def _duration(counted: dict[str, Any], *, high: bool) -> tuple[float, float]:
+    """Both functions' billed GB-seconds and milliseconds; ``high`` scales CPU to each one's share of a vCPU."""
+    receive_ms = _billed_ms(counted["receive"], ASSUMPTIONS.cpu_scale("receive") if high else 1.0)
+    deliver_ms = _billed_ms(counted["deliver"], ASSUMPTIONS.cpu_scale("deliver") if high else 1.0)
+    deliver_ms += _sphere_wait_ms(counted, high=high)
+    return _gb_seconds("receive", receive_ms) + _gb_seconds("deliver", deliver_ms), receive_ms + deliver_ms
 
 
 def price(counted: dict[str, Any], init_ms: dict[str, float]) -> list[CostLine]:
@@ -124,8 +167,6 @@ def price(counted: dict[str, Any], init_ms: dict[str, float]) -> list[CostLine]:
     a, p = ASSUMPTIONS, PRICES
     per_million = 1e6 / counted["events"]
     receive, deliver, units = counted["receive"], counted["deliver"], counted["units"]
-    scale_high = 1 / a.cpu_share_at_memory
-    sphere_ms = counted["sphere_calls"] * a.sphere_latency_ms
     invocations = {
         "low": receive["invocations"] + deliver["invocations"],
         "high": receive["invocations"] + counted["messages"],
@@ -148,25 +189,30 @@ def price(counted: dict[str, Any], init_ms: dict[str, float]) -> list[CostLine]:
         f"{receive['invocations']} receive + {deliver['invocations']} deliver "
         f"(high: {counted['messages']}, one per message)",
     )
-    low_ms = _billed_ms(receive, 1.0) + _billed_ms(deliver, 1.0) + sphere_ms
-    high_ms = _billed_ms(receive, scale_high) + _billed_ms(deliver, scale_high) + sphere_ms
+    (low_gb_s, low_ms), (high_gb_s, high_ms) = _duration(counted, high=False), _duration(counted, high=True)
     gb_s = p["lambda_arm_gb_second"].dollars
+    memory = f"receive {a.memory_mb['receive']} MB, deliver {a.memory_mb['deliver']} MB"
     add(
         "Lambda duration",
-        _gb_seconds(low_ms) * gb_s,
-        _gb_seconds(high_ms) * gb_s,
-        f"{low_ms / counted['events']:.1f}–{high_ms / counted['events']:.1f} ms per event at 256 MB, "
-        f"{counted['sphere_calls']} Sphere calls at {a.sphere_latency_ms:.0f} ms",
+        low_gb_s * gb_s,
+        high_gb_s * gb_s,
+        f"{low_ms / counted['events']:.1f}–{high_ms / counted['events']:.1f} ms per event ({memory}), "
+        f"{counted['sphere_calls']} Sphere calls at {a.sphere_latency_ms:.0f} ms, "
+        f"{a.deliver_threads} at once per invocation (low)",
     )
     share = a.cold_start_share
-    init_low = share * (receive["invocations"] * init_ms["receive"] + deliver["invocations"] * init_ms["deliver"])
-    init_high = (
-        share * (receive["invocations"] * init_ms["receive"] + counted["messages"] * init_ms["deliver"]) * scale_high
+    init_low = share * (
+        _gb_seconds("receive", receive["invocations"] * init_ms["receive"])
+        + _gb_seconds("deliver", deliver["invocations"] * init_ms["deliver"])
+    )
+    init_high = share * (
+        _gb_seconds("receive", receive["invocations"] * init_ms["receive"] * a.cpu_scale("receive"))
+        + _gb_seconds("deliver", counted["messages"] * init_ms["deliver"] * a.cpu_scale("deliver"))
     )
     add(
         "Lambda init (billed)",
-        _gb_seconds(init_low) * gb_s,
-        _gb_seconds(init_high) * gb_s,
+        init_low * gb_s,
+        init_high * gb_s,
         f"{share:.0%} of invocations start cold: "
         f"receive {init_ms['receive']:.0f} ms, deliver {init_ms['deliver']:.0f} ms",
     )

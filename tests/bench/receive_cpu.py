@@ -88,6 +88,7 @@ def collect(options: dict[str, Any]) -> dict[str, Any]:
 
 def receive_section(raw: dict[str, Any], runs: ColdRuns) -> Section:
     """Measure 2's rows: warm CPU per event against ``json.loads``, p50/p99, and the cold 100-event batch."""
+    from bench.pricing import ASSUMPTIONS
     from bench.report import Row, Section
     from bench.stats import Summary, ms, percentile, times
 
@@ -116,14 +117,14 @@ def receive_section(raw: dict[str, Any], runs: ColdRuns) -> Section:
                 Summary.of(series["wall_ms"]).spread(digits=2),
             )
         )
-    share = 256 / 1769
+    memory, scale = ASSUMPTIONS.memory_mb["receive"], ASSUMPTIONS.cpu_scale("receive")
     layers = ("shipped", "compiled") if "receive/compiled/batch" in runs.results else ("shipped",)
     for layer in layers:
         variant = f"receive/{layer}/batch"
         cold = Summary.of(
             [a + b for a, b in zip(runs.values(variant, "import_ms"), runs.net_call_ms(variant, 0), strict=True)]
         )
-        cold_cpu = Summary.of([value / share for value in cold_cpu_values(runs, variant)])
+        cold_cpu = Summary.of([value * scale for value in cold_cpu_values(runs, variant)])
         shipped = "as shipped" if layer == "shipped" else "layer with .pyc"
         rows.append(
             Row(
@@ -139,7 +140,7 @@ def receive_section(raw: dict[str, Any], runs: ColdRuns) -> Section:
         rows.append(
             Row(
                 "2",
-                f"the same CPU time ({shipped}) at 256 MB's share of a vCPU (×6.9, an estimate)",
+                f"the same CPU time ({shipped}) at {memory} MB's share of a vCPU (×{scale:.1f}, an estimate)",
                 ms(cold_cpu.median),
                 cold_cpu.spread(),
                 "HubSpot's 5 s",
@@ -162,8 +163,8 @@ def receive_section(raw: dict[str, Any], runs: ColdRuns) -> Section:
         "",
         "Cold: measure 1's probe with the 100-event batch as the container's first call (moto's time out). "
         "Lambda gives a function CPU in proportion to its memory (1,769 MB buys one vCPU): at the template's "
-        "256 MB that is about 0.145 of a vCPU, so CPU-bound time may stretch up to ×6.9 there (this machine's "
-        "core is not calibrated against Graviton's; an estimate, not a measure).",
+        f"{memory} MB that is about {1 / scale:.3f} of a vCPU, so CPU-bound time may stretch up to ×{scale:.1f} "
+        "there (this machine's core is not calibrated against Graviton's; an estimate, not a measure).",
     ]
     return Section("2", "Receive CPU", rows, method)
 
