@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from webhook_adapter.consume import deliver_batch
+from webhook_adapter.telemetry import flushed
 
 logger = Logger()
 tracer = Tracer()
-metrics = Metrics()
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
+@flushed
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
     """SQS event source mapping entry point (``ReportBatchItemFailures``): the messages to retry.
 
@@ -26,6 +25,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, l
     other contacts' messages go on.
     """
     records = list(SQSEvent(event).records)
-    metrics.add_metric(name="ChangesReceived", unit=MetricUnit.Count, value=len(records))
     failed = deliver_batch(records, context.get_remaining_time_in_millis)
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}

@@ -969,8 +969,7 @@ def test_no_secret_signature_or_payload_value_leaks_into_logs_answers_or_records
     # And no log line, answer or refused record holds the client secret, a signature or the planted value
     captured = capsys.readouterr()
     logs = captured.out + captured.err + caplog.text + "".join(str(record.__dict__) for record in caplog.records)
-    assert "webhook accepted" in logs, "the logs were not captured"
-    assert "webhook refused" in logs
+    assert "webhook refused" in logs, "the logs were not captured"
     answered = json.dumps([answer.body for answer in answers])
     recorded = json.dumps(refused_since(pipeline, start), default=str)
     assert len(refused_since(pipeline, start)) == 3

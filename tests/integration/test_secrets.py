@@ -331,7 +331,7 @@ def test_no_secret_anywhere_and_contact_details_only_in_the_contact_state_and_th
     assert pipeline.standin.requests[-1].headers["authorization"] == f"Bearer {ROTATED_SPHERE_TOKEN}"
     captured = capfd.readouterr()
     logs = captured.out + captured.err + every_log_line.text()
-    assert '"message":"webhook accepted"' in captured.out, "Powertools' JSON lines were not captured"
+    assert '"message":"webhook refused"' in captured.out, "Powertools' JSON lines were not captured"
     assert "webhook refused" in every_log_line.text(), "the logging records were not captured"
     assert "delivery failed, will retry" in logs
     assert len(queue_bodies.bodies) >= 3, "the queue's message bodies were not captured"

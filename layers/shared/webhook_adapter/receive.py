@@ -130,7 +130,8 @@ class Receiver:
         )
         count("EventsAccepted", len(receipt.accepted), source=source.name)
         count("EventsDuplicate", len(receipt.duplicates), source=source.name)
-        logger.info(
+        # DEBUG: the outcome items are the per-event record; INFO lines per webhook were most of its log bytes.
+        logger.debug(
             "webhook accepted",
             source=source.name,
             accepted=len(receipt.accepted),
