@@ -59,8 +59,9 @@ class ColdRuns:
 def lambda_environment(function: str, function_dir: Path) -> dict[str, str]:
     """What Lambda sets before the runtime imports the handler, with the template's static Globals.
 
-    Tracing is on as ``Tracing: Active`` makes it (``LAMBDA_TASK_ROOT`` enables Powertools Tracer);
-    the daemon address is loopback, and invocations run unsampled (``Sampled=0``), as 95 % do.
+    Tracing is on as ``TracingMode: Active`` (the default) makes it: Lambda records invocations itself,
+    no SDK in the function; the daemon address is loopback, and invocations run unsampled (``Sampled=0``),
+    as 95 % do.
     """
     template = load_template()
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
