@@ -22,7 +22,6 @@ _BASE_ENV = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
-    "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_SERVICE_NAME": "crm-sphere-webhooks",
     "POWERTOOLS_METRICS_NAMESPACE": "CrmSphereWebhooks",
     "POWERTOOLS_LOG_LEVEL": "INFO",

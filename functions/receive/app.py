@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -14,7 +14,6 @@ from webhook_adapter.api import answer_webhook, error_body
 from webhook_adapter.telemetry import flushed
 
 logger = Logger()
-tracer = Tracer()
 app = APIGatewayHttpResolver()
 
 
@@ -23,7 +22,6 @@ def _json(status: int, body: dict[str, Any]) -> Response[str]:
 
 
 @app.post("/webhooks/<source>")
-@tracer.capture_method
 def webhook(source: str) -> Response[str]:
     """Verify, queue and record the CRM's webhook; 202 with the accepted event ids."""
     return _json(*answer_webhook(app.current_event, source))
@@ -43,7 +41,6 @@ def unexpected(_: Exception) -> Response[str]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
 @flushed
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """API Gateway HTTP API (payload 2.0) entry point."""

@@ -1,9 +1,9 @@
 """Measure 1 (and the cold parts of 2 and 5): fresh Lambda-like interpreters importing and invoking each function.
 
 Every figure comes from ``bench.probe`` run as ``python -I -S -B``: no bytecode written, no
-site-packages, the function's directory then the layer on ``sys.path``. Variants run round-robin,
-so the machine's load drifts over all of them alike, and each is compared with a bare
-``import boto3`` from the same layer in the same run.
+site-packages, the function's directory, the layer, then the runtime's boto3 on ``sys.path``.
+Variants run round-robin, so the machine's load drifts over all of them alike, and each is
+compared with a bare ``import boto3`` (the runtime's, compiled) in the same run.
 """
 
 # ruff: noqa: RUF001 - the report prints typographic signs (multiplication sign, en dash) on purpose
@@ -39,7 +39,7 @@ _LOGICAL_IDS = {"receive": "ReceiveFunction", "deliver": "DeliverFunction"}
 
 @dataclass
 class ColdRuns:
-    """Every probe's result, by variant name (``receive/shipped/import``, ``deliver/compiled/first`` ...)."""
+    """Every probe's result, by variant name (``receive/shipped/import``, ``deliver/source/import`` ...)."""
 
     layer: BuiltLayer
     results: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
@@ -59,8 +59,9 @@ class ColdRuns:
 def lambda_environment(function: str, function_dir: Path) -> dict[str, str]:
     """What Lambda sets before the runtime imports the handler, with the template's static Globals.
 
-    Tracing is on as ``Tracing: Active`` makes it (``LAMBDA_TASK_ROOT`` enables Powertools Tracer);
-    the daemon address is loopback, and invocations run unsampled (``Sampled=0``), as 95 % do.
+    Tracing is on as ``TracingMode: Active`` (the default) makes it: Lambda records invocations itself,
+    no SDK in the function; the daemon address is loopback, and invocations run unsampled (``Sampled=0``),
+    as 95 % do.
     """
     template = load_template()
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
@@ -127,27 +128,30 @@ def _probe(
 
 
 def measure_cold_starts(config: Config, layer: BuiltLayer) -> ColdRuns:
-    """Run every probe variant, round-robin: imports ``import_runs`` times, first calls ``first_call_runs`` times."""
+    """Run every probe variant, round-robin: imports ``import_runs`` times, first calls ``first_call_runs`` times.
+
+    The baseline (a bare ``import boto3``, the runtime's) runs once a round; the layer without bytecode is
+    measured for its import only.
+    """
     runs = ColdRuns(layer)
     layers: Mapping[str, list[Path]] = {"shipped": layer.shipped} | (
-        {"compiled": layer.compiled} if layer.compiled else {}
+        {"source": layer.source_only} if layer.source_only else {}
     )
     for _ in range(config.import_runs):
+        runs.results["boto3/shipped/import"].append(
+            _probe(layer.shipped, layer.functions["receive"], "receive", config.work, module="boto3", plan=None)
+        )
         for name, paths in layers.items():
-            runs.results[f"boto3/{name}/import"].append(
-                _probe(paths, layer.functions["receive"], "receive", config.work, module="boto3", plan=None)
-            )
             for function in ("receive", "deliver"):
                 runs.results[f"{function}/{name}/import"].append(
                     _probe(paths, layer.functions[function], function, config.work, module="app", plan=None)
                 )
     for _ in range(config.first_call_runs):
-        for name, paths in layers.items():
-            for function, kind in (("receive", "first"), ("receive", "batch"), ("deliver", "first")):
-                plan = _plan(function, kind, config.work)
-                runs.results[f"{function}/{name}/{kind}"].append(
-                    _probe(paths, layer.functions[function], function, config.work, module="app", plan=plan)
-                )
+        for function, kind in (("receive", "first"), ("receive", "batch"), ("deliver", "first")):
+            plan = _plan(function, kind, config.work)
+            runs.results[f"{function}/shipped/{kind}"].append(
+                _probe(layer.shipped, layer.functions[function], function, config.work, module="app", plan=plan)
+            )
     return runs
 
 
@@ -169,14 +173,14 @@ def init_ms(runs: ColdRuns) -> dict[str, float]:
 def cold_start_section(runs: ColdRuns) -> Section:
     """Measure 1's rows, method and per-variant detail."""
     layer = runs.layer
-    variants = ["shipped", *(["compiled"] if layer.compiled else [])]
-    label = {"shipped": "as shipped (no .pyc)", "compiled": "with unchecked-hash .pyc"}
+    built = layer.source_only is not None
+    variants = ["shipped", *(["source"] if built else [])]
+    label = {"shipped": "as shipped (.pyc)" if built else "as installed", "source": "without its .pyc (before)"}
     targets = {"receive": "≤ 1.3×", "deliver": "≤ 1.5×"}
-    rows, details = [], []
+    boto3_runs = runs.values("boto3/shipped/import", "import_ms")
+    boto3 = Summary.of(boto3_runs)
+    rows = [Row("1", "bare `import boto3` (the runtime's, compiled)", ms(boto3.median), boto3.spread())]
     for variant in variants:
-        boto3_runs = runs.values(f"boto3/{variant}/import", "import_ms")
-        boto3 = Summary.of(boto3_runs)
-        rows.append(Row("1", f"bare `import boto3`, layer {label[variant]}", ms(boto3.median), boto3.spread()))
         for function in ("receive", "deliver"):
             imported_runs = runs.values(f"{function}/{variant}/import", "import_ms")
             imported = Summary.of(imported_runs)
@@ -191,8 +195,6 @@ def cold_start_section(runs: ColdRuns) -> Section:
                     targets[function],
                 )
             )
-    compiled_boto3 = statistics.median(runs.values("boto3/compiled/import", "import_ms")) if layer.compiled else None
-    shipped_boto3 = statistics.median(runs.values("boto3/shipped/import", "import_ms"))
     for function in ("receive", "deliver"):
         variant = f"{function}/shipped/first"
         total = Summary.of(
@@ -204,40 +206,45 @@ def cold_start_section(runs: ColdRuns) -> Section:
                 f"{function} import + first call, as shipped (moto's own time subtracted)",
                 ms(total.median),
                 total.spread(),
-                f"boto3 {ms(shipped_boto3)}",
-                times(total.median / shipped_boto3),
+                f"boto3 {ms(boto3.median)}",
+                times(total.median / boto3.median),
                 targets[function],
             )
         )
-    what = "layer size, unzipped (`sam build` output)" if layer.compiled else "package size (development layout)"
-    rows.append(Row("1", what, f"{layer.size_bytes / 1e6:.1f} MB"))
+    if built:
+        size = f"{layer.size_bytes / 1e6:.1f} MB ({layer.source_size_bytes / 1e6:.1f} MB without .pyc)"
+        rows.append(Row("1", "layer size, unzipped (`sam build` output)", size))
+    else:
+        rows.append(Row("1", "package size (development layout)", f"{layer.size_bytes / 1e6:.1f} MB"))
     table = []
     for function in ("receive", "deliver"):
         for variant in variants:
-            imported = Summary.of(runs.values(f"{function}/{variant}/import", "import_ms"))
+            imported_runs = runs.values(f"{function}/{variant}/import", "import_ms")
+            imported = Summary.of(imported_runs)
             first = f"{function}/{variant}/first"
-            call = Summary.of(runs.net_call_ms(first, 0))
-            moto = Summary.of(runs.values(first, "moto_ms", 0))
-            setup = Summary.of(runs.values(first, "setup_ms"))
-            versus = times(imported.median / compiled_boto3) if compiled_boto3 else "—"
+            if first in runs.results:
+                call = Summary.of(runs.net_call_ms(first, 0))
+                moto = Summary.of(runs.values(first, "moto_ms", 0))
+                setup = Summary.of(runs.values(first, "setup_ms"))
+                called = (f"{ms(call.median)} ({call.spread()})", ms(moto.median), ms(setup.median))
+            else:
+                called = ("—", "—", "—")
             table.append(
                 (
                     function,
                     label[variant],
                     f"{ms(imported.median)} ({imported.spread()})",
-                    versus,
+                    times(paired_ratio(imported_runs, boto3_runs)),
                     f"{statistics.median(runs.values(f'{function}/{variant}/import', 'modules')):.0f}",
-                    f"{ms(call.median)} ({call.spread()})",
-                    ms(moto.median),
-                    ms(setup.median),
+                    *called,
                 )
             )
-    details += markdown_table(
+    details = markdown_table(
         (
             "function",
             "layer",
             "import (min–max)",
-            "import ÷ compiled boto3",
+            "import ÷ boto3",
             "modules",
             "first call, moto's time out (min–max)",
             "moto inside it",
@@ -246,24 +253,24 @@ def cold_start_section(runs: ColdRuns) -> Section:
         table,
     )
     if layer.largest:
-        details += ["", "Largest parts of the layer (unzipped):", ""]
+        details += ["", "Largest parts of the layer (unzipped, `.pyc` included):", ""]
         details += markdown_table(("path", "MB"), [(name, f"{size / 1e6:.1f}") for name, size in layer.largest])
-        if layer.compiled_size_bytes:
-            details += ["", f"With `.pyc` files the layer is {layer.compiled_size_bytes / 1e6:.1f} MB unzipped."]
     repeats = len(runs.results["boto3/shipped/import"])
     first_repeats = len(runs.results["receive/shipped/first"])
     method = [
         f"Layer: {layer.how}.",
         "",
         "Each figure is a fresh `python -I -S -B` (no site-packages, no bytecode written: Lambda's `/opt` is "
-        "read-only) whose `sys.path` is the function's directory, then the layer — Lambda's order; the layer pins "
-        "boto3, so its copy wins over the runtime's and is what is measured. `import app` is timed with "
-        "`time.perf_counter()` inside the interpreter (interpreter start-up excluded). The environment is what "
-        "Lambda sets (`LAMBDA_TASK_ROOT`, which turns Powertools Tracer and the X-Ray SDK on, the function name, "
-        "memory) plus the template's Globals. The baseline is a bare `import boto3` from the same layer in the same "
-        f"kind of interpreter, in the same run; all variants run round-robin, {repeats} times each (import + first "
-        f"call: {first_repeats} times). An import's ratio is the median of its per-round ratios to boto3 (the "
-        "machine's load drifts less within a round than across the run); the first-call rows divide medians.",
+        "read-only) whose `sys.path` is the function's directory, the layer, then the runtime's boto3 — Lambda's "
+        "order (`/var/task`, `/opt/python`, `/var/runtime`). `import app` is timed with `time.perf_counter()` "
+        "inside the interpreter (interpreter start-up excluded). The environment is what Lambda sets "
+        "(`LAMBDA_TASK_ROOT`, the function name, memory) plus the template's Globals. The baseline is a bare "
+        "`import boto3` in the same kind of interpreter with the same path, once a round; the variants run "
+        f"round-robin, {repeats} times each (import + first call, as shipped: {first_repeats} times). An import's "
+        "ratio is the median of its per-round ratios to boto3 (the machine's load drifts less within a round than "
+        "across the run); the first-call rows divide medians. The layer without its `.pyc` is the same build with "
+        "its `__pycache__` folders removed: every cold start then compiles the layer's code (the runtime's boto3 "
+        "stays compiled).",
         "",
         "Import + first call: after the import the probe puts the test tree and the development site-packages "
         "*behind* the layer, starts `moto.mock_aws` in the process and creates the template's resources "

@@ -2,8 +2,9 @@
 
 Run as a script by ``bench.cold_start`` with ``python -I -S -B`` (no site-packages, no bytecode
 written: Lambda's ``/opt`` is read-only), so ``sys.path`` holds only the standard library until
-this script puts the function's directory first and the layer's ``python`` directory second, as
-Lambda does. ``--module boto3`` is the baseline: a bare ``import boto3`` from the same layer.
+this script puts the function's directory first, then the ``--layer`` entries in order (the layer's
+``python`` directory, then the runtime's boto3), as Lambda does. ``--module boto3`` is the
+baseline: a bare ``import boto3`` with the same path.
 
 With ``--events``, after the import it adds the test tree and the development site-packages
 (moto, the stand-in) *behind* the layer, starts moto in-process with the template's resources

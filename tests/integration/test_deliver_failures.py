@@ -15,8 +15,7 @@ import os
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from botocore.exceptions import EndpointConnectionError
 
 from devstack.kit import (
     assert_patch,
@@ -52,20 +51,16 @@ def visibility_changes(pipeline: Pipeline) -> list[tuple[str, int]]:
     return calls
 
 
-def test_a_secrets_manager_failure_is_retried_like_a_sphere_503(
-    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given Secrets Manager fails the deliver function's first read of Sphere's token
-    original = parameters.get_secret
-    failures = iter([GetParameterError("Secrets Manager is unavailable")])
+def test_a_secrets_manager_failure_is_retried_like_a_sphere_503(pipeline: Pipeline) -> None:
+    # Given Secrets Manager cannot be reached for the deliver function's first read of Sphere's token
+    failures = iter([EndpointConnectionError(endpoint_url="https://secretsmanager.us-east-1.amazonaws.com")])
 
-    def get_secret_failing_once(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == os.environ["SPHERE_TOKEN_SECRET_ID"]:
+    def unreachable_once(params: dict[str, Any], **_: Any) -> None:
+        if params["SecretId"] == os.environ["SPHERE_TOKEN_SECRET_ID"]:
             for error in failures:
                 raise error
-        return original(name, *args, **kwargs)
 
-    monkeypatch.setattr(parameters, "get_secret", get_secret_failing_once)
+    aws.secretsmanager().meta.events.register("provide-client-params.secrets-manager.GetSecretValue", unreachable_once)
     events = contact(201, at=now_ms(), sphere_customer_id=SEED_INDIVIDUAL_ID, email="ada@example.com")
     post(pipeline, *events)
 

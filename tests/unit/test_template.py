@@ -495,11 +495,13 @@ def test_functions_run_python_3_13_on_arm64_with_the_shared_layer_and_tracing(
     template: dict[str, Any], function_id: str
 ) -> None:
     # Given a function with Globals applied
-    # Then it runs Python 3.13 on arm64, loads the shared layer and traces
+    # Then it runs Python 3.13 on arm64, loads the shared layer and is traced by Lambda as TracingMode says (Active)
     assert function_setting(template, function_id, "Runtime") == "python3.13"
     assert function_setting(template, function_id, "Architectures") == ["arm64"]
     assert {"Ref": "SharedLayer"} in function_setting(template, function_id, "Layers")
-    assert function_setting(template, function_id, "Tracing") == "Active"
+    assert function_setting(template, function_id, "Tracing") == {"Ref": "TracingMode"}
+    assert template["Parameters"]["TracingMode"]["AllowedValues"] == ["Active", "PassThrough"]
+    assert template["Parameters"]["TracingMode"]["Default"] == "Active"
     assert function_setting(template, function_id, "Handler") == "app.lambda_handler"
 
 
@@ -507,15 +509,23 @@ def test_the_layer_is_built_by_sam_from_the_shared_package(template: dict[str, A
     # Given the shared layer
     layer = template["Resources"]["SharedLayer"]
 
-    # Then SAM builds it for Python 3.13 on arm64, from a folder holding the package directly (SAM adds python/)
+    # Then SAM builds it for Python 3.13 on arm64 with the folder's Makefile, from a folder holding the package
+    # directly; the Makefile writes the python/ level and ships bytecode valid whatever the files' times
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
     content = ROOT / layer["Properties"]["ContentUri"]
     assert (content / "requirements.txt").is_file()
     assert (content / "webhook_adapter" / "__init__.py").is_file()
     assert not (content / "python").exists()
+    makefile = (content / "Makefile").read_text()
+    assert "\nbuild-SharedLayer:" in makefile
+    assert "LAYER := $(ARTIFACTS_DIR)/python" in makefile
+    assert "manylinux2014_aarch64" in makefile
+    assert "--only-binary=:all: --implementation cp --python-version 3.13" in makefile
+    assert "-m compileall" in makefile
+    assert "--invalidation-mode unchecked-hash" in makefile
 
 
 def test_every_function_logs_to_its_own_log_group_with_retention(template: dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
 """Lazy, cached AWS clients: created on first use so warm invocations reuse them and tests put moto first.
 
-Endpoints follow the SDK's own configuration (``AWS_ENDPOINT_URL`` points them at the local stack).
+Every client comes from one boto3 session, so a cold start loads the SDK's endpoint and service data
+once. Endpoints follow the SDK's own configuration (``AWS_ENDPOINT_URL`` points them at the local stack).
 """
 
 from __future__ import annotations
@@ -8,16 +9,17 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-import boto3
+from boto3.session import Session
 from botocore.config import Config
 
 from webhook_adapter.runtime import cached
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["QUIET_LOGGERS", "dynamodb", "sqs"]
+__all__ = ["QUIET_LOGGERS", "dynamodb", "secretsmanager", "session", "sqs"]
 
 QUIET_LOGGERS = ("boto3", "botocore", "urllib3", "httpx", "httpcore")
 """SDK loggers kept at WARNING whatever the root level: at DEBUG they write request and response bodies,
@@ -34,12 +36,24 @@ _CONFIG = Config(
 
 
 @cached
+def session() -> Session:
+    """The boto3 session of this container, which every client comes from."""
+    return Session()
+
+
+@cached
 def dynamodb() -> DynamoDBClient:
     """The DynamoDB client of this container."""
-    return boto3.client("dynamodb", config=_CONFIG)
+    return session().client("dynamodb", config=_CONFIG)
 
 
 @cached
 def sqs() -> SQSClient:
     """The SQS client of this container."""
-    return boto3.client("sqs", config=_CONFIG)
+    return session().client("sqs", config=_CONFIG)
+
+
+@cached
+def secretsmanager() -> SecretsManagerClient:
+    """The Secrets Manager client of this container."""
+    return session().client("secretsmanager", config=_CONFIG)

@@ -1,19 +1,20 @@
-"""PII masking for what is recorded, with Powertools Data Masking."""
+"""PII masking for what is recorded: fixed request fields erased, contact details cut out of free text."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
-from functools import cache
 from typing import Any
-
-from aws_lambda_powertools.utilities.data_masking import DataMasking
 
 from webhook_adapter.dotted import MISSING, lookup
 
-__all__ = ["MASK", "MASKED_PATHS", "mask_request", "redact_text", "text_values"]
+__all__ = ["ERASED", "MASK", "MASKED_PATHS", "mask_request", "redact_text", "text_values"]
 
 MASK = "***"
+"""What replaces a contact detail inside a recorded text."""
+ERASED = "*****"
+"""What an erased request field holds (Powertools Data Masking's mask, which earlier records carry)."""
 _EMAIL = re.compile(r"[^\s@'\"<>(),;:]+@[^\s@'\"<>(),;:]+")
 _NUMBER = re.compile(r"\+?\d[\d\s().-]{4,}\d")
 """Six or more digits (phone numbers, tax numbers, postal codes with separators): never kept in a recorded text."""
@@ -22,17 +23,21 @@ MASKED_PATHS = ("email", "phone", "address.line1", "address.line2", "address.pos
 """Request fields an operator does not need to read an outcome: contact details and the street."""
 
 
-@cache
-def _masker() -> DataMasking:
-    return DataMasking(raise_on_missing_field=False)
-
-
 def mask_request(body: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a Sphere request body with the personal fields erased (city, state, country stay)."""
+    """A copy of a Sphere request body with the personal fields erased (city, state, country stay).
+
+    A field present in the body, null included, becomes ``ERASED`` (a list, one ``ERASED`` per item).
+    """
     present = [path for path in MASKED_PATHS if lookup(body, path) is not MISSING]
     if not present:
         return dict(body)
-    masked: dict[str, Any] = _masker().erase(body, fields=present)
+    masked: dict[str, Any] = json.loads(json.dumps(body))  # a deep copy holding only JSON types
+    for path in present:
+        *parents, name = path.split(".")
+        node = masked
+        for parent in parents:
+            node = node[parent]
+        node[name] = [ERASED] * len(node[name]) if isinstance(node[name], list) else ERASED
     return masked
 
 

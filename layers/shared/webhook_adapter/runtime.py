@@ -12,8 +12,6 @@ from collections.abc import Callable
 from functools import cache
 from typing import cast
 
-from aws_lambda_powertools.utilities import parameters
-
 __all__ = ["cached", "now_ms", "on_reset", "reset"]
 
 _CLEARS: list[Callable[[], None]] = []
@@ -38,7 +36,6 @@ def reset() -> None:
         _CLOSES.pop()()
     for clear in _CLEARS:
         clear()
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
 def now_ms() -> int:

@@ -2,16 +2,26 @@
 
 ``max_age`` bounds how long a rotated secret goes unnoticed; ``refresh=True`` refetches at once
 (Sphere answered 401: the key was rotated). Values are never logged nor put in an error message.
+The provider reads through the container's Secrets Manager client (``aws.secretsmanager``): left
+to itself, Powertools would build a boto3 session of its own and load the SDK's data twice.
 """
 
 from __future__ import annotations
 
-from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
+from webhook_adapter import aws
 from webhook_adapter.errors import SecretUnavailable
+from webhook_adapter.runtime import cached
 
-__all__ = ["SecretUnavailable", "read_secret", "read_secret_values"]
+__all__ = ["SecretUnavailable", "read_secret", "read_secret_values", "secrets_provider"]
+
+
+@cached
+def secrets_provider() -> SecretsProvider:
+    """The container's Secrets Manager reader, with its cache (forgotten by ``runtime.reset()``)."""
+    return SecretsProvider(boto3_client=aws.secretsmanager())
 
 
 def read_secret(secret_id: str, *, max_age: int, refresh: bool = False) -> str:
@@ -21,7 +31,7 @@ def read_secret(secret_id: str, *, max_age: int, refresh: bool = False) -> str:
         SecretUnavailable: Secrets Manager did not return a string value.
     """
     try:
-        value = parameters.get_secret(secret_id, max_age=max_age, force_fetch=refresh)
+        value = secrets_provider().get(secret_id, max_age=max_age, force_fetch=refresh)
     except GetParameterError as exc:
         raise SecretUnavailable("could not read a secret from Secrets Manager") from exc
     if not isinstance(value, str) or not value.strip():

@@ -36,11 +36,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from webhook_adapter.errors import StaleContactState, StorageUnavailable
 from webhook_adapter.merge import ContactState, FieldState, LastCall
 from webhook_adapter.model import TERMINAL_STATUSES, ContactChange, ContactField, SourceEvent, Status
-from webhook_adapter.outcome import Outcome
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, WriteRequestTypeDef
+
+    from webhook_adapter.outcome import Outcome  # deliver's outcomes: receive need not build the model
 
 __all__ = [
     "HISTORY_LIMIT",
