@@ -82,7 +82,8 @@ def cost_section(raw: dict[str, Any], init_ms: dict[str, float]) -> Section:
         f"({ASSUMPTIONS.platform_log_bytes:.0f} B per invocation, X-Ray's suffix on sampled ones), "
         f"the API's access log line ({ASSUMPTIONS.access_log_bytes:.0f} B per request, the template's "
         "format), kept one month (30 days' retention) at the raw size.",
-        f"- X-Ray: {ASSUMPTIONS.xray_sampling:.0%} of invocations recorded as traces.",
+        f"- X-Ray: {ASSUMPTIONS.xray_sampling:.0%} of invocations recorded as traces (the template's default "
+        "`TracingMode`; Active would record about 5 %).",
         "- Left out: fixed monthly charges (the secrets' $0.40 each, custom metrics, alarms), KMS (AWS-managed "
         "keys), data transfer to Sphere, free tiers.",
     ]

@@ -53,6 +53,13 @@ def _access_log_bytes() -> int:
     return len(line.encode()) + 1
 
 
+def _tracing_mode() -> str:
+    """The template's default ``TracingMode``."""
+    from devstack.resources import load_template
+
+    return str(load_template()["Parameters"]["TracingMode"]["Default"])
+
+
 def function_memory_mb() -> dict[str, int]:
     """Each function's ``MemorySize`` in the template (its own, else the Globals')."""
     from devstack.resources import load_template
@@ -78,7 +85,8 @@ class Assumptions:
     deliver_threads: int = 1
     """Sphere calls one deliver invocation makes at once (its thread pool): calls in parallel wait together."""
     cold_start_share: float = 0.01
-    xray_sampling: float = 0.05
+    xray_sampling: float = field(default_factory=lambda: 0.05 if _tracing_mode() == "Active" else 0.0)
+    """Share of invocations recorded as X-Ray traces: Lambda's default sampling under ``TracingMode`` Active."""
     memory_mb: dict[str, int] = field(default_factory=function_memory_mb)
     """Each function's configured memory: what a GB-second is counted on, and the CPU it buys."""
     outcome_months: float = 90 / 30.4

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         receive_section(receive, runs),
         delivery_section(delivery),
         cost_section(cost, init_ms(runs)),
-        memory_section(runs),
+        memory_section(runs, receive),
         scale_section(cost, init_ms(runs)),
     ]
     elapsed = time.monotonic() - started

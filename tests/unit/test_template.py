@@ -495,13 +495,13 @@ def test_functions_run_python_3_13_on_arm64_with_the_shared_layer_and_tracing(
     template: dict[str, Any], function_id: str
 ) -> None:
     # Given a function with Globals applied
-    # Then it runs Python 3.13 on arm64, loads the shared layer and is traced by Lambda as TracingMode says (Active)
+    # Then it runs Python 3.13 on arm64, loads the shared layer and is traced by Lambda as TracingMode says (PassThrough: no traces billed)
     assert function_setting(template, function_id, "Runtime") == "python3.13"
     assert function_setting(template, function_id, "Architectures") == ["arm64"]
     assert {"Ref": "SharedLayer"} in function_setting(template, function_id, "Layers")
     assert function_setting(template, function_id, "Tracing") == {"Ref": "TracingMode"}
     assert template["Parameters"]["TracingMode"]["AllowedValues"] == ["Active", "PassThrough"]
-    assert template["Parameters"]["TracingMode"]["Default"] == "Active"
+    assert template["Parameters"]["TracingMode"]["Default"] == "PassThrough"
     assert function_setting(template, function_id, "Handler") == "app.lambda_handler"
 
 
