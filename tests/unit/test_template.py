@@ -487,6 +487,15 @@ def test_deliver_reports_partial_batch_failures_from_the_changes_queue(template:
     assert event["Properties"]["ScalingConfig"]["MaximumConcurrency"] >= 2
 
 
+def test_deliver_has_a_thread_for_every_message_of_a_batch(template: dict[str, Any]) -> None:
+    # Given the deliver function's batch size and its settings as deployed
+    (event,) = props(template, "DeliverFunction")["Events"].values()
+    settings = DeliverSettings.model_validate(render_environment(template, "DeliverFunction"))
+
+    # Then a full batch of ten contacts is delivered at once
+    assert settings.deliver_threads == event["Properties"]["BatchSize"]
+
+
 # --------------------------------------------------------------------------------------------------- functions
 
 

@@ -2,7 +2,8 @@
 
 Also the deliver function's wiring: the step and its collaborators, built once per warm container.
 
-``deliver_batch`` is the one place deliver's errors are handled. Per message group (one contact),
+``deliver_batch`` is the one place deliver's errors are handled. The batch's message groups (one
+per contact) are delivered at once, one thread each (``DELIVER_THREADS``); within a group,
 messages go in order; once one fails, the group's later messages in the batch are not tried, and
 every one of them is hidden for the same backoff (Sphere's ``Retry-After`` when it gave one), so
 the contact's order holds and no message keeps the queue's long default visibility. On a
@@ -12,7 +13,9 @@ dead-letter queue, and no event is left without a record.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -63,6 +66,7 @@ def delivery() -> Delivery:
         token,
         connect_timeout=settings.sphere_connect_timeout_seconds,
         timeout=settings.sphere_timeout_seconds,
+        connections=settings.deliver_threads,
     )
     on_reset(sphere.close)
     return Delivery(
@@ -88,27 +92,53 @@ class _Held:
 
 
 def deliver_batch(records: Sequence[SQSRecord], remaining_ms: Callable[[], int] | None = None) -> list[str]:
-    """Deliver a batch in order per message group; the message ids to report as failed (to retry).
+    """Deliver a batch, its contacts at once and each contact's messages in order; the message ids to retry.
 
     Never raises for a message's failure: each one is recorded and delayed, and the other groups go on.
     ``remaining_ms`` is the invocation's time left: a message is not started unless one Sphere call
     (with its refetch after a 401) and the writes can still finish, so a batch of slow calls ends
     with its untried messages returned to the queue instead of a timeout that forgets them all.
+    The failed ids keep the batch's order.
     """
-    failed: list[str] = []
-    held: dict[str, _Held] = {}
+    # Built here, before any thread starts: the cached builders are not locks, and boto3 clients must not be
+    # created by several threads at once (using one from several threads is safe).
+    delivery()
+    change_queue()
+    groups: dict[str, list[SQSRecord]] = {}
     for record in records:
-        group = record.attributes.message_group_id or record.message_id
-        if group not in held and remaining_ms is not None and remaining_ms() < _time_needed_ms():
-            held[group] = _Held(0, OUT_OF_TIME)
-        if group in held:
-            _hold(record, held[group])
+        groups.setdefault(record.attributes.message_group_id or record.message_id, []).append(record)
+    threads = min(deliver_settings().deliver_threads, len(groups))
+    failed: set[str] = set()
+    if threads <= 1:
+        for group in groups.values():
+            failed |= _deliver_group(group, remaining_ms)
+    else:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="deliver") as pool:
+            # Each thread runs in a copy of this context: keys a caller set per thread (Powertools'
+            # ``thread_safe_append_keys``) stay on the log lines a group writes.
+            futures = [
+                pool.submit(contextvars.copy_context().run, _deliver_group, group, remaining_ms)
+                for group in groups.values()
+            ]
+            for future in futures:
+                failed |= future.result()
+    return [record.message_id for record in records if record.message_id in failed]
+
+
+def _deliver_group(records: Sequence[SQSRecord], remaining_ms: Callable[[], int] | None) -> set[str]:
+    """Deliver one message group's messages in order; the ids of those to retry (a failure holds back the rest)."""
+    failed: set[str] = set()
+    held: _Held | None = None
+    for record in records:
+        if held is None and remaining_ms is not None and remaining_ms() < _time_needed_ms():
+            held = _Held(0, OUT_OF_TIME)
+        if held is not None:
+            _hold(record, held)
         else:
-            failure = _deliver(record)
-            if failure is None:
+            held = _deliver(record)
+            if held is None:
                 continue
-            held[group] = failure
-        failed.append(record.message_id)
+        failed.add(record.message_id)
     return failed
 
 

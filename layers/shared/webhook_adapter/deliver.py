@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ from webhook_adapter.normalize import Group, Plan, group_of, plan_request
 from webhook_adapter.outcome import Outcome, SphereResult
 from webhook_adapter.settings import DeliverSettings
 from webhook_adapter.sphere import SphereClient
-from webhook_adapter.store import EventStore
+from webhook_adapter.store import OPERATOR_STATUSES, EventStore
 from webhook_adapter.telemetry import count
 
 __all__ = ["Decision", "Delivery", "after_call", "backoff_seconds", "decide", "event_outcome", "outcomes_of"]
@@ -246,6 +247,15 @@ def outcomes_of(
     ]
 
 
+def _report(source: str, outcomes: Sequence[tuple[SourceEvent, Outcome]]) -> None:
+    """One metric per status, and a log line only for outcomes an operator acts on (the success path stays quiet)."""
+    for status, number in Counter(str(outcome.status) for _, outcome in outcomes).items():
+        count("EventOutcome", number, source=source, status=status)
+    for event, outcome in outcomes:
+        log = logger.info if outcome.status in OPERATOR_STATUSES else logger.debug
+        log("event settled", source=source, event_id=event.event_id, status=str(outcome.status), reason=outcome.reason)
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """The deliver step with its collaborators: the table, Sphere, the settings and a clock."""
@@ -274,7 +284,7 @@ class Delivery:
         state, prior = self.store.load_change(change)
         pending = [event for event in change.events if prior.get(event.key, {}).get("status") not in TERMINAL_STATUSES]
         if not pending:
-            logger.info("change already delivered", source=change.source, events=len(change.events))
+            logger.debug("change already delivered", source=change.source, events=len(change.events))
             return []
         decision = decide(
             state,
@@ -308,15 +318,7 @@ class Delivery:
             self.store.save_contact(change.source, change.contact_id, saved, now_ms=now)
         outcomes = outcomes_of(pending, decision, result, refused=refused)
         self.store.record_outcomes(change, outcomes, prior=prior, attempts=attempt, now_ms=now)
-        for event, outcome in outcomes:
-            count("EventOutcome", 1, source=change.source, status=str(outcome.status))
-            logger.info(
-                "event delivered" if outcome.status is Status.DELIVERED else "event settled",
-                source=change.source,
-                event_id=event.event_id,
-                status=str(outcome.status),
-                reason=outcome.reason,
-            )
+        _report(change.source, outcomes)
         return outcomes
 
     def _save_after_call(self, change: ContactChange, state: ContactState, *, now_ms: int) -> None:

@@ -69,6 +69,8 @@ class DeliverSettings(CommonSettings):
     max_receive_count: Annotated[int, Field(alias="MAX_RECEIVE_COUNT", ge=1, le=1000)] = 15
     retry_base_seconds: Annotated[int, Field(alias="RETRY_BASE_SECONDS", ge=0, le=43_200)] = 10
     retry_max_seconds: Annotated[int, Field(alias="RETRY_MAX_SECONDS", ge=0, le=43_200)] = 1800
+    deliver_threads: Annotated[int, Field(alias="DELIVER_THREADS", ge=1, le=100)] = 10
+    """Contacts of one batch delivered at once (the event source mapping's ``BatchSize``: one thread per message)."""
 
     @property
     def countries_requiring_state(self) -> frozenset[str]:

@@ -1,4 +1,4 @@
-"""Sphere's customer API client: ``PATCH /v2/customer/{id}`` over one pooled httpx connection.
+"""Sphere's customer API client: ``PATCH /v2/customer/{id}`` over one httpx connection pool per container.
 
 Answers are sorted into three kinds: accepted (``SphereResult`` with ``updatedAt`` and the KYC
 profile), permanently refused (4xx: ``SphereRefused``), and worth retrying (429, 5xx, timeouts,
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -115,13 +116,23 @@ def _success_result(response: httpx.Response, sent: dict[str, Any]) -> SphereRes
 
 
 class SphereClient:
-    """Calls Sphere with explicit timeouts and one connection pool reused across invocations."""
+    """Calls Sphere with explicit timeouts and one connection pool reused across invocations.
 
-    def __init__(self, base_url: str, token: TokenSource, *, connect_timeout: float, timeout: float) -> None:
+    Thread-safe: the deliver function calls it from one thread per contact. The pool keeps up to
+    ``connections`` connections open (one per thread), so a warm container's later invocations reuse
+    them instead of opening new ones; the API key is read by one thread at a time, so threads that
+    start together on a cold container read it from Secrets Manager once.
+    """
+
+    def __init__(
+        self, base_url: str, token: TokenSource, *, connect_timeout: float, timeout: float, connections: int = 1
+    ) -> None:
         self._token = token
+        self._token_lock = threading.Lock()
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
 
@@ -151,7 +162,9 @@ class SphereClient:
         raise SphereRefused(result)
 
     def _patch(self, customer_id: str, body: dict[str, Any], *, refresh: bool) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self._token(refresh)}"}
+        with self._token_lock:
+            token = self._token(refresh)
+        headers = {"Authorization": f"Bearer {token}"}
         try:
             return self._http.patch(f"/v2/customer/{customer_id}", json=body, headers=headers)
         except httpx.TimeoutException as exc:
