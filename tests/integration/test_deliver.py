@@ -585,8 +585,12 @@ def test_a_401_that_a_fresh_read_does_not_cure_is_retried_not_rejected(pipeline:
 # ------------------------------------------------------------------------------------------------- batches
 
 
-def test_a_failed_message_fails_the_rest_of_its_contact_but_not_other_contacts(pipeline: Pipeline) -> None:
-    # Given contact A's two changes and contact B's one change, queued while the deliver side was idle
+def test_a_failed_message_fails_the_rest_of_its_contact_but_not_other_contacts(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given contact A's two changes and contact B's one change, queued while the deliver side was idle, A's with
+    # too many events to go in one call
+    monkeypatch.setattr("webhook_adapter.consume.MAX_EVENTS_PER_CALL", 1)
     start = now_ms()
     customer_a, customer_b = "customer_aaaa01", "customer_bbbb01"
     pipeline.standin.add_customer(customer_a)

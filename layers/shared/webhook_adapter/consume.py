@@ -4,11 +4,13 @@ Also the deliver function's wiring: the step and its collaborators, built once p
 
 ``deliver_batch`` is the one place deliver's errors are handled. The batch's message groups (one
 per contact) are delivered at once, one thread each (``DELIVER_THREADS``); within a group,
-messages go in order; once one fails, the group's later messages in the batch are not tried, and
-every one of them is hidden for the same backoff (Sphere's ``Retry-After`` when it gave one), so
-the contact's order holds and no message keeps the queue's long default visibility. On a
-message's last allowed receive its events are recorded ``dead_lettered``: SQS then moves it to the
-dead-letter queue, and no event is left without a record.
+messages go in order, and consecutive ones go to Sphere together, as one call with the newest value
+of each field (up to ``MAX_EVENTS_PER_CALL`` events; a message that is not a contact change ends a
+run). Once a call fails, each of its messages is recorded as its own failed attempt, the group's
+later messages in the batch are not tried, and every one of them is hidden for the same backoff
+(Sphere's ``Retry-After`` when it gave one), so the contact's order holds and no message keeps the
+queue's long default visibility. On a message's last allowed receive its events are recorded
+``dead_lettered``: SQS then moves it to the dead-letter queue, and no event is left without a record.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
 from webhook_adapter import aws
-from webhook_adapter.deliver import Delivery
+from webhook_adapter.deliver import Delivery, Received
 from webhook_adapter.enqueue import ChangeQueue
 from webhook_adapter.errors import PoisonMessage, SphereUnavailable, StorageUnavailable, TransientError
 from webhook_adapter.model import ContactChange
@@ -37,7 +39,7 @@ from webhook_adapter.store import EventStore
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-__all__ = ["HELD_BEHIND_FAILURE", "OUT_OF_TIME", "change_queue", "deliver_batch", "delivery"]
+__all__ = ["HELD_BEHIND_FAILURE", "MAX_EVENTS_PER_CALL", "OUT_OF_TIME", "change_queue", "deliver_batch", "delivery"]
 
 logger = Logger(child=True)
 
@@ -47,6 +49,9 @@ OUT_OF_TIME = "the invocation had no time left to deliver it"
 """Why a message that was not tried is retried: the batch used the function's time (slow answers from Sphere)."""
 _WRITES_MS = 2_000
 """Time kept for reading and writing the table around one Sphere call."""
+MAX_EVENTS_PER_CALL = 100
+"""The most events consecutive messages are coalesced into for one Sphere call: what one HubSpot request can
+already put in one message, so the contact's state (a digest per event of its latest call) grows no larger."""
 
 
 @cached
@@ -126,19 +131,32 @@ def deliver_batch(records: Sequence[SQSRecord], remaining_ms: Callable[[], int] 
 
 
 def _deliver_group(records: Sequence[SQSRecord], remaining_ms: Callable[[], int] | None) -> set[str]:
-    """Deliver one message group's messages in order; the ids of those to retry (a failure holds back the rest)."""
+    """Deliver one message group's messages in order; the ids of those to retry (a failure holds back the rest).
+
+    Consecutive changes go to Sphere together (``_run``); a run is started only if the invocation has
+    the time for it.
+    """
+    messages = [(record, _read(record)) for record in records]
     failed: set[str] = set()
     held: _Held | None = None
-    for record in records:
+    start = 0
+    while start < len(messages):
+        record, change = messages[start]
         if held is None and remaining_ms is not None and remaining_ms() < _time_needed_ms():
             held = _Held(0, OUT_OF_TIME)
         if held is not None:
-            _hold(record, held)
+            _hold(record, change, held)
+        elif isinstance(change, PoisonMessage):
+            held = _reject(record, change)
         else:
-            held = _deliver(record)
-            if held is None:
-                continue
+            run = _run(messages[start:])
+            held = _deliver(run)
+            if held is not None:
+                failed.update(record.message_id for record, _ in run)
+            start += len(run)
+            continue
         failed.add(record.message_id)
+        start += 1
     return failed
 
 
@@ -164,32 +182,73 @@ def _change(record: SQSRecord) -> ContactChange:
         raise PoisonMessage(f"message {record.message_id} is not a contact change") from exc
 
 
-def _deliver(record: SQSRecord) -> _Held | None:
-    """Deliver one message; ``None`` when done, else how long its group waits (the failure is recorded)."""
+def _read(record: SQSRecord) -> ContactChange | PoisonMessage:
+    """The message's contact change, or why it is not one."""
     try:
-        change = _change(record)
+        return _change(record)
     except PoisonMessage as exc:
-        # No retry can help: it returns at once and reaches the dead-letter queue after its allowed receives.
-        logger.error("message cannot be delivered", message_id=record.message_id, error=exc.message)
-        _delay(record, 0)
-        return _Held(0, exc.message)
-    attempt = _attempt(record)
+        return exc
+
+
+def _run(messages: Sequence[tuple[SQSRecord, ContactChange | PoisonMessage]]) -> list[tuple[SQSRecord, ContactChange]]:
+    """The leading messages one Sphere call can take, the first one always.
+
+    They are changes of one contact, no poison among them, with at most ``MAX_EVENTS_PER_CALL`` events
+    in all unless the first alone holds more.
+    """
+    run: list[tuple[SQSRecord, ContactChange]] = []
+    events = 0
+    for record, change in messages:
+        if isinstance(change, PoisonMessage):
+            break
+        if run and (
+            (change.source, change.contact_id) != (run[0][1].source, run[0][1].contact_id)
+            or events + len(change.events) > MAX_EVENTS_PER_CALL
+        ):
+            break
+        run.append((record, change))
+        events += len(change.events)
+    return run
+
+
+def _reject(record: SQSRecord, poison: PoisonMessage) -> _Held:
+    """A message that is not a contact change: no retry can help.
+
+    It returns at once and reaches the dead-letter queue after its allowed receives; its group's later
+    messages wait behind it (a poison message ends a run: it is never coalesced).
+    """
+    logger.error("message cannot be delivered", message_id=record.message_id, error=poison.message)
+    _delay(record, 0)
+    return _Held(0, poison.message)
+
+
+def _deliver(run: Sequence[tuple[SQSRecord, ContactChange]]) -> _Held | None:
+    """Deliver a run in one call; ``None`` when done, else how long its group waits.
+
+    On failure each message of the run is recorded as its own failed attempt (its own receive count
+    decides ``retrying`` or ``dead_lettered``), and all are delayed by the backoff of the run's first
+    (oldest) message, as the messages held behind it are.
+    """
+    attempt = _attempt(run[0][0])
+    result: SphereResult | None = None
     try:
-        delivery().deliver(change, attempt=attempt)
+        delivery().deliver([Received(change, _attempt(record)) for record, change in run])
     except TransientError as exc:
         held = _Held(delivery().retry_delay(attempt, exc.retry_after), exc.message)
-        return _retry_later(record, change, held, result=exc.result if isinstance(exc, SphereUnavailable) else None)
-    except Exception:  # one message's unforeseen fault must not fail the batch's other contacts
-        logger.exception("delivery failed unexpectedly", message_id=record.message_id)
-        return _retry_later(record, change, _Held(delivery().retry_delay(attempt), "delivery failed unexpectedly"))
-    return None
+        result = exc.result if isinstance(exc, SphereUnavailable) else None
+    except Exception:  # one contact's unforeseen fault must not fail the batch's other contacts
+        logger.exception("delivery failed unexpectedly", message_id=run[0][0].message_id)
+        held = _Held(delivery().retry_delay(attempt), "delivery failed unexpectedly")
+    else:
+        return None
+    for record, change in run:
+        _retry_later(record, change, held, result=result)
+    return held
 
 
-def _hold(record: SQSRecord, held: _Held) -> None:
+def _hold(record: SQSRecord, change: ContactChange | PoisonMessage, held: _Held) -> None:
     """A message behind its group's failure: not tried, delayed as long as the failed one."""
-    try:
-        change = _change(record)
-    except PoisonMessage:
+    if isinstance(change, PoisonMessage):
         _delay(record, held.delay_seconds)
         return
     reason = held.reason if held.reason == OUT_OF_TIME else HELD_BEHIND_FAILURE
@@ -203,7 +262,7 @@ def _retry_later(
     *,
     result: SphereResult | None = None,
     record_unless_last: bool = True,
-) -> _Held:
+) -> None:
     """Record the failed attempt (``dead_lettered`` on the last allowed receive) and delay the message."""
     attempt = _attempt(record)
     last = attempt >= delivery().settings.max_receive_count
@@ -222,7 +281,6 @@ def _retry_later(
             logger.error("could not record the failed attempt", source=change.source, error=exc.message)
     # On the last receive the delay only keeps the change from the dead-letter queue: let it go now.
     _delay(record, 0 if last else held.delay_seconds)
-    return held
 
 
 def _delay(record: SQSRecord, seconds: int) -> None:

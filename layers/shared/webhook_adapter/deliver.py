@@ -1,4 +1,8 @@
-"""Deliver one queued contact change: decide what Sphere needs, call Sphere, record each event.
+"""Deliver a contact's queued changes: decide what Sphere needs, call Sphere once, record each event.
+
+Consecutive messages of one contact in a batch are delivered together (``coalesce``): their events
+are merged as one change, so Sphere gets one call with the newest value of each field, and each
+event still gets its own outcome, recorded with its own message's receive count.
 
 The steps, in order — reads first, one pure decision, then the call and the writes:
 
@@ -36,10 +40,20 @@ from webhook_adapter.normalize import Group, Plan, group_of, plan_request
 from webhook_adapter.outcome import Outcome, SphereResult
 from webhook_adapter.settings import DeliverSettings
 from webhook_adapter.sphere import SphereClient
-from webhook_adapter.store import OPERATOR_STATUSES, EventStore
+from webhook_adapter.store import OPERATOR_STATUSES, EventStore, MessageOutcomes
 from webhook_adapter.telemetry import count
 
-__all__ = ["Decision", "Delivery", "after_call", "backoff_seconds", "decide", "event_outcome", "outcomes_of"]
+__all__ = [
+    "Decision",
+    "Delivery",
+    "Received",
+    "after_call",
+    "backoff_seconds",
+    "coalesce",
+    "decide",
+    "event_outcome",
+    "outcomes_of",
+]
 
 logger = Logger(child=True)
 
@@ -65,6 +79,37 @@ def backoff_seconds(
         return int(min(max(retry_after, 1.0), ceiling))
     step = min(ceiling, base * 2 ** max(attempt - 1, 0))
     return int(min(ceiling, step / 2 + rng() * step / 2))
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A contact change as one queue message brought it, with that message's receive count (from 1)."""
+
+    change: ContactChange
+    attempt: int
+
+
+def coalesce(changes: Sequence[ContactChange]) -> ContactChange:
+    """One change holding the events of consecutive changes of one contact, in their order, each event once.
+
+    The merge orders values by the CRM's change time, not by position, so the result sends what
+    delivering the changes one after the other would have left at Sphere: the newest value of each field.
+
+    Raises:
+        ValueError: no changes, or changes of more than one contact.
+    """
+    if not changes:
+        raise ValueError("nothing to coalesce")
+    first = changes[0]
+    if any((change.source, change.contact_id) != (first.source, first.contact_id) for change in changes):
+        raise ValueError("only one contact's changes can be coalesced")
+    if len(changes) == 1:
+        return first
+    events: dict[str, SourceEvent] = {}
+    for change in changes:
+        for event in change.events:
+            events.setdefault(event.key, event)  # a CRM retry queued twice: its first copy stands for both
+    return first.model_copy(update={"events": tuple(events.values())})
 
 
 def _request_fields(event: SourceEvent, won: frozenset[ContactField]) -> set[Group]:
@@ -247,6 +292,18 @@ def outcomes_of(
     ]
 
 
+def _per_message(
+    received: Sequence[Received], outcomes: Sequence[tuple[SourceEvent, Outcome]]
+) -> list[MessageOutcomes]:
+    """The outcomes split back by message, with its change and receive count (a repeated event goes to the first)."""
+    by_key = {event.key: (event, outcome) for event, outcome in outcomes}
+    parts: list[MessageOutcomes] = []
+    for item in received:
+        mine = [by_key.pop(event.key) for event in item.change.events if event.key in by_key]
+        parts.append(MessageOutcomes(item.change, mine, item.attempt))
+    return parts
+
+
 def _report(source: str, outcomes: Sequence[tuple[SourceEvent, Outcome]]) -> None:
     """One metric per status, and a log line only for outcomes an operator acts on (the success path stays quiet)."""
     for status, number in Counter(str(outcome.status) for _, outcome in outcomes).items():
@@ -274,13 +331,17 @@ class Delivery:
             retry_after=retry_after,
         )
 
-    def deliver(self, change: ContactChange, *, attempt: int) -> list[tuple[SourceEvent, Outcome]]:
-        """Deliver one contact change (``attempt`` counts from 1) and record each event's outcome.
+    def deliver(self, received: Sequence[Received]) -> list[tuple[SourceEvent, Outcome]]:
+        """Deliver consecutive changes of one contact in one Sphere call and record each event's outcome.
+
+        Each event is recorded with its own message's receive count and arrival time.
 
         Raises:
             TransientError: Sphere, DynamoDB or Secrets Manager failed in a way worth retrying; nothing
-                is recorded for the events (the caller records the failed attempt).
+                is recorded for the events (the caller records the failed attempt of each message).
+            ValueError: ``received`` is empty or holds more than one contact's changes.
         """
+        change = coalesce([item.change for item in received])
         state, prior = self.store.load_change(change)
         pending = [event for event in change.events if prior.get(event.key, {}).get("status") not in TERMINAL_STATUSES]
         if not pending:
@@ -317,7 +378,7 @@ class Delivery:
         else:
             self.store.save_contact(change.source, change.contact_id, saved, now_ms=now)
         outcomes = outcomes_of(pending, decision, result, refused=refused)
-        self.store.record_outcomes(change, outcomes, prior=prior, attempts=attempt, now_ms=now)
+        self.store.record_outcomes(_per_message(received, outcomes), prior=prior, now_ms=now)
         _report(change.source, outcomes)
         return outcomes
 

@@ -49,6 +49,7 @@ __all__ = [
     "STATUS_INDEX",
     "STATUS_SHARDS",
     "EventStore",
+    "MessageOutcomes",
     "StaleContactState",
     "contact_pk",
     "event_sk",
@@ -125,6 +126,15 @@ def _load(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def _key(pk: str, sk: str) -> dict[str, AttributeValueTypeDef]:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+@dataclass(frozen=True, slots=True)
+class MessageOutcomes:
+    """The outcomes of one queue message's events, with its change and the receive they were decided on."""
+
+    change: ContactChange
+    outcomes: Sequence[tuple[SourceEvent, Outcome]]
+    attempts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,16 +273,12 @@ class EventStore:
             raise StorageUnavailable("could not save the contact state to DynamoDB") from exc
 
     def record_outcomes(
-        self,
-        change: ContactChange,
-        outcomes: Sequence[tuple[SourceEvent, Outcome]],
-        *,
-        prior: Mapping[str, Mapping[str, Any]],
-        attempts: int,
-        now_ms: int,
+        self, messages: Sequence[MessageOutcomes], *, prior: Mapping[str, Mapping[str, Any]], now_ms: int
     ) -> None:
         """Write each event's final item (its history continued from ``prior``, the items read before), batched.
 
+        ``messages`` are the queue messages one Sphere call was made for (several when they were
+        coalesced): each event is written with its own message's arrival time and receive count.
         Deliver is the only writer of a queued event's item, and a contact's changes are delivered
         one at a time (its FIFO message group), so a read-then-put cannot lose a concurrent update.
 
@@ -280,8 +286,11 @@ class EventStore:
             StorageUnavailable: a write failed or stayed unprocessed.
         """
         items = [
-            self._outcome_item(change, event, outcome, prior.get(event.key), attempts=attempts, now_ms=now_ms)
-            for event, outcome in outcomes
+            self._outcome_item(
+                message.change, event, outcome, prior.get(event.key), attempts=message.attempts, now_ms=now_ms
+            )
+            for message in messages
+            for event, outcome in message.outcomes
         ]
         self._batch_put(items)
 
