@@ -23,11 +23,13 @@ SPHERE_LATENCY_SECONDS = 0.1
 
 
 def mapping_settings() -> tuple[int, int]:
-    """The deliver event source mapping's ``BatchSize`` and ``MaximumConcurrency``, from the template."""
-    from devstack.resources import load_template
+    """The deliver event source mapping's ``BatchSize`` and ``MaximumConcurrency``, from the template's defaults."""
+    from devstack.resources import Resolver, load_template
 
-    mapping = load_template()["Resources"]["DeliverFunction"]["Properties"]["Events"]["Changes"]["Properties"]
-    return int(mapping["BatchSize"]), int(mapping["ScalingConfig"]["MaximumConcurrency"])
+    template = load_template()
+    mapping = template["Resources"]["DeliverFunction"]["Properties"]["Events"]["Changes"]["Properties"]
+    concurrency = Resolver(template, {}).resolve(mapping["ScalingConfig"]["MaximumConcurrency"])
+    return int(mapping["BatchSize"]), int(concurrency)
 
 
 def collect(options: dict[str, Any]) -> dict[str, Any]:

@@ -220,11 +220,11 @@ def test_an_unforeseen_fault_fails_its_contact_only_and_is_retried(
     original = Delivery.deliver
     crashes = iter([RuntimeError("a bug")])
 
-    def deliver_crashing_once(self: Delivery, received: Any) -> Any:
+    def deliver_crashing_once(self: Delivery, received: Any, **options: Any) -> Any:
         if received[0].change.contact_id.endswith(":207"):
             for error in crashes:
                 raise error
-        return original(self, received)
+        return original(self, received, **options)
 
     monkeypatch.setattr(Delivery, "deliver", deliver_crashing_once)
     start = now_ms()

@@ -31,10 +31,12 @@ from devstack.kit import (
     received_records,
     record_holding,
     status_of,
+    stored,
 )
 from devstack.lambda_events import LambdaContext, sqs_event, sqs_record
 from devstack.pipeline import Pipeline
-from webhook_adapter import consume, runtime
+from webhook_adapter import aws, consume, runtime
+from webhook_adapter.errors import SphereCallsHeld
 from webhook_adapter.sphere import SphereClient
 
 BATCH = 10
@@ -63,6 +65,18 @@ def one_batch(pipeline: Pipeline, queued: list[list[HubSpotEvent]]) -> list[dict
     while len(records) < len(queued):
         records += received_records(pipeline)
     return [record_holding(records, events[0]) for events in queued]
+
+
+@pytest.fixture
+def visibility_changes(pipeline: Pipeline) -> list[tuple[str, int]]:
+    """Every ``ChangeMessageVisibility`` the adapter asks for: (receipt handle, seconds)."""
+    calls: list[tuple[str, int]] = []
+
+    def spy(params: dict[str, Any], **_: Any) -> None:
+        calls.append((params["ReceiptHandle"], int(params["VisibilityTimeout"])))
+
+    aws.sqs().meta.events.register("provide-client-params.sqs.ChangeMessageVisibility", spy)
+    return calls
 
 
 @pytest.fixture
@@ -186,3 +200,25 @@ def test_two_invocations_share_one_connection_pool(pipeline: Pipeline, monkeypat
     # Then twenty calls went over at most one connection per thread: the second invocation reused the first's
     assert len(pipeline.standin.patches()) == 2 * BATCH
     assert pipeline.standin.connection_count - before <= BATCH
+
+
+def test_a_429_holds_the_containers_later_calls_until_its_retry_after(
+    pipeline: Pipeline, visibility_changes: list[tuple[str, int]]
+) -> None:
+    # Given contacts A and B, and Sphere answering A's call 429 with Retry-After: 7
+    queued = contacts(pipeline, 1, 2)
+    a, b = one_batch(pipeline, queued)
+    pipeline.standin.fail_next(1, 429, retry_after=7, customer_id=customer(1))
+    assert invoke_deliver(pipeline, [a]) == {a["messageId"]}
+
+    # When the same container gets B in an invocation that cannot wait 7 seconds (2 to spare beyond its calls)
+    context = LambdaContext(function_name="deliver", deadline_ms=now_ms() + 12_000)
+    response = pipeline.deliver_handler(sqs_event([b]), context)
+
+    # Then B is not sent: it goes back to the queue until the pause has passed, recorded as retrying
+    assert [failure["itemIdentifier"] for failure in response["batchItemFailures"]] == [b["messageId"]]
+    assert [(request.customer_id, request.status) for request in pipeline.standin.requests] == [(customer(1), 429)]
+    [seconds] = [seconds for handle, seconds in visibility_changes if handle == b["receiptHandle"]]
+    assert 7 <= seconds <= 8
+    item = stored(pipeline, queued[1][1])
+    assert (item["status"], item["reason"]) == ("retrying", SphereCallsHeld(retry_after=7).message)

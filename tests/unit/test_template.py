@@ -484,7 +484,7 @@ def test_deliver_reports_partial_batch_failures_from_the_changes_queue(template:
     assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["ChangesQueue", "Arn"]}
     assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert 1 <= event["Properties"]["BatchSize"] <= 10
-    assert event["Properties"]["ScalingConfig"]["MaximumConcurrency"] >= 2
+    assert int(render(template, event["Properties"]["ScalingConfig"]["MaximumConcurrency"])) >= 2
 
 
 def test_deliver_has_a_thread_for_every_message_of_a_batch(template: dict[str, Any]) -> None:
@@ -494,6 +494,20 @@ def test_deliver_has_a_thread_for_every_message_of_a_batch(template: dict[str, A
 
     # Then a full batch of ten contacts is delivered at once
     assert settings.deliver_threads == event["Properties"]["BatchSize"]
+
+
+def test_each_deliver_container_takes_its_share_of_the_sphere_rate_ceiling(template: dict[str, Any]) -> None:
+    # Given the deliver function's event source mapping and its environment
+    (event,) = props(template, "DeliverFunction")["Events"].values()
+    environment = function_environment(template, "DeliverFunction")
+
+    # Then the function knows the ceiling and the concurrency the mapping is given, from the same parameters
+    concurrency = event["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+    assert concurrency == environment["DELIVER_MAX_CONCURRENCY"] == {"Ref": "DeliverMaxConcurrency"}
+    assert environment["SPHERE_MAX_CALLS_PER_SECOND"] == {"Ref": "SphereMaxCallsPerSecond"}
+    # And with the defaults, each of the 10 containers makes up to 100 calls per second: 10 contacts per 100 ms
+    settings = DeliverSettings.model_validate(render_environment(template, "DeliverFunction"))
+    assert (settings.deliver_max_concurrency, settings.sphere_calls_per_second) == (10, 100)
 
 
 # --------------------------------------------------------------------------------------------------- functions

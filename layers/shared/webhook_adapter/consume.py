@@ -30,6 +30,7 @@ from webhook_adapter.enqueue import ChangeQueue
 from webhook_adapter.errors import PoisonMessage, SphereUnavailable, StorageUnavailable, TransientError
 from webhook_adapter.model import ContactChange
 from webhook_adapter.outcome import SphereResult
+from webhook_adapter.pace import CallPace
 from webhook_adapter.runtime import cached, now_ms, on_reset
 from webhook_adapter.secrets import read_secret
 from webhook_adapter.settings import deliver_settings
@@ -39,7 +40,15 @@ from webhook_adapter.store import EventStore
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-__all__ = ["HELD_BEHIND_FAILURE", "MAX_EVENTS_PER_CALL", "OUT_OF_TIME", "change_queue", "deliver_batch", "delivery"]
+__all__ = [
+    "HELD_BEHIND_FAILURE",
+    "MAX_EVENTS_PER_CALL",
+    "OUT_OF_TIME",
+    "change_queue",
+    "deliver_batch",
+    "delivery",
+    "sphere_pace",
+]
 
 logger = Logger(child=True)
 
@@ -72,6 +81,7 @@ def delivery() -> Delivery:
         connect_timeout=settings.sphere_connect_timeout_seconds,
         timeout=settings.sphere_timeout_seconds,
         connections=settings.deliver_threads,
+        pace=sphere_pace(),
     )
     on_reset(sphere.close)
     return Delivery(
@@ -80,6 +90,19 @@ def delivery() -> Delivery:
         settings=settings,
         now_ms=now_ms,
     )
+
+
+@cached
+def sphere_pace() -> CallPace:
+    """This container's pace toward Sphere: its share of the adapter's ceiling, slowed down by 429s.
+
+    Kept for the warm container's life, so a slow-down outlasts the invocation that met the 429.
+
+    Raises:
+        pydantic.ValidationError: the deliver settings are missing or invalid.
+    """
+    settings = deliver_settings()
+    return CallPace(settings.sphere_calls_per_second, burst=settings.deliver_threads)
 
 
 @cached
@@ -134,7 +157,7 @@ def _deliver_group(records: Sequence[SQSRecord], remaining_ms: Callable[[], int]
     """Deliver one message group's messages in order; the ids of those to retry (a failure holds back the rest).
 
     Consecutive changes go to Sphere together (``_run``); a run is started only if the invocation has
-    the time for it.
+    the time for it, and what time it can spare beyond that bounds its wait for the pace toward Sphere.
     """
     messages = [(record, _read(record)) for record in records]
     failed: set[str] = set()
@@ -142,7 +165,8 @@ def _deliver_group(records: Sequence[SQSRecord], remaining_ms: Callable[[], int]
     start = 0
     while start < len(messages):
         record, change = messages[start]
-        if held is None and remaining_ms is not None and remaining_ms() < _time_needed_ms():
+        spare_ms = None if held is not None or remaining_ms is None else remaining_ms() - _time_needed_ms()
+        if spare_ms is not None and spare_ms < 0:
             held = _Held(0, OUT_OF_TIME)
         if held is not None:
             _hold(record, change, held)
@@ -150,7 +174,7 @@ def _deliver_group(records: Sequence[SQSRecord], remaining_ms: Callable[[], int]
             held = _reject(record, change)
         else:
             run = _run(messages[start:])
-            held = _deliver(run)
+            held = _deliver(run, max_wait=None if spare_ms is None else spare_ms / 1000)
             if held is not None:
                 failed.update(record.message_id for record, _ in run)
             start += len(run)
@@ -222,8 +246,11 @@ def _reject(record: SQSRecord, poison: PoisonMessage) -> _Held:
     return _Held(0, poison.message)
 
 
-def _deliver(run: Sequence[tuple[SQSRecord, ContactChange]]) -> _Held | None:
+def _deliver(run: Sequence[tuple[SQSRecord, ContactChange]], *, max_wait: float | None) -> _Held | None:
     """Deliver a run in one call; ``None`` when done, else how long its group waits.
+
+    ``max_wait`` is the time the invocation can spare for the call to wait for the container's pace
+    toward Sphere (beyond the time one call and the writes may take).
 
     On failure each message of the run is recorded as its own failed attempt (its own receive count
     decides ``retrying`` or ``dead_lettered``), and all are delayed by the backoff of the run's first
@@ -232,7 +259,7 @@ def _deliver(run: Sequence[tuple[SQSRecord, ContactChange]]) -> _Held | None:
     attempt = _attempt(run[0][0])
     result: SphereResult | None = None
     try:
-        delivery().deliver([Received(change, _attempt(record)) for record, change in run])
+        delivery().deliver([Received(change, _attempt(record)) for record, change in run], max_wait=max_wait)
     except TransientError as exc:
         held = _Held(delivery().retry_delay(attempt, exc.retry_after), exc.message)
         result = exc.result if isinstance(exc, SphereUnavailable) else None

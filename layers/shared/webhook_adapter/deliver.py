@@ -331,14 +331,18 @@ class Delivery:
             retry_after=retry_after,
         )
 
-    def deliver(self, received: Sequence[Received]) -> list[tuple[SourceEvent, Outcome]]:
+    def deliver(
+        self, received: Sequence[Received], *, max_wait: float | None = None
+    ) -> list[tuple[SourceEvent, Outcome]]:
         """Deliver consecutive changes of one contact in one Sphere call and record each event's outcome.
 
-        Each event is recorded with its own message's receive count and arrival time.
+        Each event is recorded with its own message's receive count and arrival time. ``max_wait`` is
+        how long the call may wait for the container's pace toward Sphere (``None``: as long as it takes).
 
         Raises:
-            TransientError: Sphere, DynamoDB or Secrets Manager failed in a way worth retrying; nothing
-                is recorded for the events (the caller records the failed attempt of each message).
+            TransientError: Sphere, DynamoDB or Secrets Manager failed in a way worth retrying, or the
+                pace held the call past ``max_wait``; nothing is recorded for the events (the caller
+                records the failed attempt of each message).
             ValueError: ``received`` is empty or holds more than one contact's changes.
         """
         change = coalesce([item.change for item in received])
@@ -358,7 +362,7 @@ class Delivery:
             result, refused = SphereResult.model_validate(decision.replayed.result), decision.replayed.refused
         elif decision.body and decision.plan.customer_id:
             try:
-                result = self.sphere.update_customer(decision.plan.customer_id, decision.body)
+                result = self.sphere.update_customer(decision.plan.customer_id, decision.body, max_wait=max_wait)
             except SphereRefused as exc:
                 result, refused = exc.result, True
             except SphereUnavailable:
