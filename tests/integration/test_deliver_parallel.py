@@ -6,13 +6,17 @@ Through the deliver handler (or ``consume.deliver_batch``) on moto and the Spher
 - a failing contact holds back only its own later messages, and the failed ids keep the batch's order;
 - a group that starts late (all threads busy) is checked against the invocation's time when it starts;
 - log lines written in the threads carry the invocation's context;
-- one connection pool serves the container's invocations: it opens at most one connection per thread.
+- one connection pool serves the container's invocations: it opens at most one connection per thread;
+- a 429 holds the container's later calls until its Retry-After has passed;
+- the batch's contacts are read in one call and their outcomes written in one, and either failing
+  loses nothing.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -23,6 +27,7 @@ from devstack.kit import (
     SOURCE,
     HubSpotEvent,
     contact,
+    fail_once,
     invoke_deliver,
     log_to_stdout,
     now_ms,
@@ -36,8 +41,9 @@ from devstack.kit import (
 from devstack.lambda_events import LambdaContext, sqs_event, sqs_record
 from devstack.pipeline import Pipeline
 from webhook_adapter import aws, consume, runtime
-from webhook_adapter.errors import SphereCallsHeld
+from webhook_adapter.errors import SphereCallsHeld, StorageUnavailable
 from webhook_adapter.sphere import SphereClient
+from webhook_adapter.store import EventStore
 
 BATCH = 10
 
@@ -222,3 +228,80 @@ def test_a_429_holds_the_containers_later_calls_until_its_retry_after(
     assert 7 <= seconds <= 8
     item = stored(pipeline, queued[1][1])
     assert (item["status"], item["reason"]) == ("retrying", SphereCallsHeld(retry_after=7).message)
+
+
+@pytest.fixture
+def dynamodb_calls(pipeline: Pipeline) -> Counter[str]:
+    """Every DynamoDB operation the deliver function makes, counted by name."""
+    calls: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        calls[model.name] += 1
+
+    aws.dynamodb().meta.events.register("before-call.dynamodb", count)
+    return calls
+
+
+def test_a_batchs_contacts_are_read_in_one_call_and_their_outcomes_written_in_one(
+    pipeline: Pipeline, dynamodb_calls: Counter[str]
+) -> None:
+    # Given ten contacts' changes in one batch
+    queued = contacts(pipeline, 1)
+    batch = one_batch(pipeline, queued)
+    dynamodb_calls.clear()  # receive's
+
+    # When the deliver handler gets the batch
+    assert invoke_deliver(pipeline, batch) == set()
+
+    # Then the ten contacts were read at once and their outcomes written at once; each state on its own
+    # (a conditional write per contact)
+    assert dynamodb_calls == Counter({"BatchGetItem": 1, "PutItem": BATCH, "BatchWriteItem": 1})
+    assert status_of(pipeline, *(event for events in queued for event in events)) == ["delivered"] * 2 * BATCH
+
+
+def test_when_the_batchs_read_fails_each_contact_is_read_on_its_own(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given three contacts' changes, and DynamoDB failing the batch's read of all three
+    queued = contacts(pipeline, 1, 3)
+    batch = one_batch(pipeline, queued)
+    failure = StorageUnavailable("could not read events from DynamoDB")
+    monkeypatch.setattr(EventStore, "load_changes", fail_once(EventStore.load_changes, failure))
+
+    # When the deliver handler gets the batch
+    failed = invoke_deliver(pipeline, batch)
+
+    # Then each contact was read on its own, and delivered
+    assert failed == set()
+    assert status_of(pipeline, *(event for events in queued for event in events)) == ["delivered"] * 6
+
+
+def test_when_the_batchs_outcomes_cannot_be_written_every_call_is_recorded_on_retry_without_calling_again(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given three contacts' changes, and DynamoDB failing once to write their outcomes, after Sphere applied them
+    queued = contacts(pipeline, 1, 3)
+    batch = one_batch(pipeline, queued)
+    failure = StorageUnavailable("could not record events in DynamoDB")
+    monkeypatch.setattr(EventStore, "record_outcomes", fail_once(EventStore.record_outcomes, failure))
+
+    # When the deliver handler gets the batch
+    failed = invoke_deliver(pipeline, batch)
+
+    # Then every message is reported failed and recorded retrying, though Sphere has every change
+    assert failed == {record["messageId"] for record in batch}
+    assert len(pipeline.standin.patches()) == 3
+    events = [event for events in queued for event in events]
+    assert status_of(pipeline, *events) == ["retrying"] * 6
+
+    # When they come back
+    for record in batch:
+        pipeline.sqs.change_message_visibility(
+            QueueUrl=pipeline.resources.queue_url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=0
+        )
+    pipeline.drain()
+
+    # Then each is recorded delivered, with Sphere's answer, and Sphere was not called again
+    assert len(pipeline.standin.patches()) == 3
+    assert status_of(pipeline, *events) == ["delivered"] * 6
+    assert all(stored(pipeline, event)["sphere"]["http_status"] == 200 for event in events)

@@ -16,16 +16,16 @@ queue's long default visibility. On a message's last allowed receive its events 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
 from webhook_adapter import aws
-from webhook_adapter.deliver import Delivery, Received
+from webhook_adapter.deliver import Delivered, Delivery, Received
 from webhook_adapter.enqueue import ChangeQueue
 from webhook_adapter.errors import PoisonMessage, SphereUnavailable, StorageUnavailable, TransientError
 from webhook_adapter.model import ContactChange
@@ -35,7 +35,7 @@ from webhook_adapter.runtime import cached, now_ms, on_reset
 from webhook_adapter.secrets import read_secret
 from webhook_adapter.settings import deliver_settings
 from webhook_adapter.sphere import SphereClient
-from webhook_adapter.store import EventStore
+from webhook_adapter.store import EventStore, Loaded, contact_pk
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -111,12 +111,30 @@ def change_queue() -> ChangeQueue:
     return ChangeQueue(aws.sqs(), deliver_settings().queue_url)
 
 
+type _Message = tuple[SQSRecord, ContactChange | PoisonMessage]
+"""A received message and its contact change, or why it is not one."""
+type _Run = list[tuple[SQSRecord, ContactChange]]
+"""Consecutive messages of one contact delivered in one Sphere call."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Held:
     """A failed message group: how long its messages wait, and why."""
 
     delay_seconds: int
     reason: str
+
+
+@dataclass(slots=True)
+class _Done:
+    """What delivering message groups came to: the ids to retry, and the calls whose outcomes are to write."""
+
+    failed: set[str] = field(default_factory=set)
+    delivered: list[tuple[_Run, Delivered]] = field(default_factory=list)
+
+    def add(self, other: _Done) -> None:
+        self.failed |= other.failed
+        self.delivered += other.delivered
 
 
 def deliver_batch(records: Sequence[SQSRecord], remaining_ms: Callable[[], int] | None = None) -> list[str]:
@@ -132,35 +150,83 @@ def deliver_batch(records: Sequence[SQSRecord], remaining_ms: Callable[[], int] 
     # created by several threads at once (using one from several threads is safe).
     delivery()
     change_queue()
-    groups: dict[str, list[SQSRecord]] = {}
+    groups: dict[str, list[_Message]] = {}
     for record in records:
-        groups.setdefault(record.attributes.message_group_id or record.message_id, []).append(record)
+        groups.setdefault(record.attributes.message_group_id or record.message_id, []).append((record, _read(record)))
+    loaded = _read_first_runs(list(groups.values()))
     threads = min(deliver_settings().deliver_threads, len(groups))
-    failed: set[str] = set()
+    done = _Done()
     if threads <= 1:
-        for group in groups.values():
-            failed |= _deliver_group(group, remaining_ms)
+        for messages in groups.values():
+            done.add(_deliver_group(messages, remaining_ms, loaded))
     else:
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="deliver") as pool:
             # Each thread runs in a copy of this context: keys a caller set per thread (Powertools'
             # ``thread_safe_append_keys``) stay on the log lines a group writes.
             futures = [
-                pool.submit(contextvars.copy_context().run, _deliver_group, group, remaining_ms)
-                for group in groups.values()
+                pool.submit(contextvars.copy_context().run, _deliver_group, messages, remaining_ms, loaded)
+                for messages in groups.values()
             ]
             for future in futures:
-                failed |= future.result()
+                done.add(future.result())
+    failed = done.failed | _record(done.delivered)
     return [record.message_id for record in records if record.message_id in failed]
 
 
-def _deliver_group(records: Sequence[SQSRecord], remaining_ms: Callable[[], int] | None) -> set[str]:
-    """Deliver one message group's messages in order; the ids of those to retry (a failure holds back the rest).
+def _record(delivered: Sequence[tuple[_Run, Delivered]]) -> set[str]:
+    """Write the outcomes of the batch's delivered calls at once; the ids to retry when that failed.
+
+    Sphere has every one of these calls and each contact's state records it: the retry of a message
+    whose outcome could not be written records what its call did, without calling Sphere again.
+    """
+    calls = [(run, call) for run, call in delivered if call.messages]
+    if not calls:
+        return set()
+    try:
+        delivery().record([call for _, call in calls])
+    except TransientError as exc:
+        reason, retry_after = exc.message, exc.retry_after
+    except Exception:  # a fault here must still leave every message recorded and retried
+        logger.exception("recording the outcomes failed unexpectedly")
+        reason, retry_after = "delivery failed unexpectedly", None
+    else:
+        return set()
+    failed: set[str] = set()
+    for run, _ in calls:
+        held = _Held(delivery().retry_delay(_attempt(run[0][0]), retry_after), reason)
+        for record, change in run:
+            _retry_later(record, change, held)
+            failed.add(record.message_id)
+    return failed
+
+
+def _read_first_runs(groups: Sequence[Sequence[_Message]]) -> dict[str, Loaded]:
+    """What the groups' first runs read first (their contacts' state and events), in one read for all.
+
+    Empty when there is one run only, or when the read failed: each run then reads its own (and a
+    failure is that run's, recorded and retried like any other).
+    """
+    runs = [run for messages in groups if (run := _run(messages))]
+    if len(runs) < 2:  # one run reads its own, as it always did
+        return {}
+    try:
+        return delivery().read([_received(run) for run in runs])
+    except StorageUnavailable:
+        logger.warning("could not read the batch's contacts at once; each is read on its own")
+        return {}
+
+
+def _deliver_group(
+    messages: Sequence[_Message], remaining_ms: Callable[[], int] | None, loaded: Mapping[str, Loaded]
+) -> _Done:
+    """Deliver one message group's messages in order: the ids to retry (a failure holds back the rest), and the
+    calls made (their outcomes are written for the whole batch at once).
 
     Consecutive changes go to Sphere together (``_run``); a run is started only if the invocation has
     the time for it, and what time it can spare beyond that bounds its wait for the pace toward Sphere.
+    The first run uses what ``loaded`` holds for its contact (read with the batch's other contacts).
     """
-    messages = [(record, _read(record)) for record in records]
-    failed: set[str] = set()
+    done = _Done()
     held: _Held | None = None
     start = 0
     while start < len(messages):
@@ -174,14 +240,18 @@ def _deliver_group(records: Sequence[SQSRecord], remaining_ms: Callable[[], int]
             held = _reject(record, change)
         else:
             run = _run(messages[start:])
-            held = _deliver(run, max_wait=None if spare_ms is None else spare_ms / 1000)
-            if held is not None:
-                failed.update(record.message_id for record, _ in run)
+            known = loaded.get(contact_pk(change.source, change.contact_id)) if start == 0 else None
+            outcome = _deliver(run, max_wait=None if spare_ms is None else spare_ms / 1000, loaded=known)
+            if isinstance(outcome, _Held):
+                held = outcome
+                done.failed.update(record.message_id for record, _ in run)
+            else:
+                done.delivered.append((run, outcome))
             start += len(run)
             continue
-        failed.add(record.message_id)
+        done.failed.add(record.message_id)
         start += 1
-    return failed
+    return done
 
 
 def _time_needed_ms() -> int:
@@ -214,13 +284,13 @@ def _read(record: SQSRecord) -> ContactChange | PoisonMessage:
         return exc
 
 
-def _run(messages: Sequence[tuple[SQSRecord, ContactChange | PoisonMessage]]) -> list[tuple[SQSRecord, ContactChange]]:
+def _run(messages: Sequence[_Message]) -> _Run:
     """The leading messages one Sphere call can take, the first one always.
 
     They are changes of one contact, no poison among them, with at most ``MAX_EVENTS_PER_CALL`` events
     in all unless the first alone holds more.
     """
-    run: list[tuple[SQSRecord, ContactChange]] = []
+    run: _Run = []
     events = 0
     for record, change in messages:
         if isinstance(change, PoisonMessage):
@@ -246,8 +316,12 @@ def _reject(record: SQSRecord, poison: PoisonMessage) -> _Held:
     return _Held(0, poison.message)
 
 
-def _deliver(run: Sequence[tuple[SQSRecord, ContactChange]], *, max_wait: float | None) -> _Held | None:
-    """Deliver a run in one call; ``None`` when done, else how long its group waits.
+def _received(run: _Run) -> list[Received]:
+    return [Received(change, _attempt(record)) for record, change in run]
+
+
+def _deliver(run: _Run, *, max_wait: float | None, loaded: Loaded | None) -> Delivered | _Held:
+    """Deliver a run in one call: its outcomes (to write), or how long its group waits.
 
     ``max_wait`` is the time the invocation can spare for the call to wait for the container's pace
     toward Sphere (beyond the time one call and the writes may take).
@@ -259,7 +333,7 @@ def _deliver(run: Sequence[tuple[SQSRecord, ContactChange]], *, max_wait: float 
     attempt = _attempt(run[0][0])
     result: SphereResult | None = None
     try:
-        delivery().deliver([Received(change, _attempt(record)) for record, change in run], max_wait=max_wait)
+        delivered = delivery().deliver(_received(run), max_wait=max_wait, loaded=loaded)
     except TransientError as exc:
         held = _Held(delivery().retry_delay(attempt, exc.retry_after), exc.message)
         result = exc.result if isinstance(exc, SphereUnavailable) else None
@@ -267,7 +341,7 @@ def _deliver(run: Sequence[tuple[SQSRecord, ContactChange]], *, max_wait: float 
         logger.exception("delivery failed unexpectedly", message_id=run[0][0].message_id)
         held = _Held(delivery().retry_delay(attempt), "delivery failed unexpectedly")
     else:
-        return None
+        return delivered
     for record, change in run:
         _retry_later(record, change, held, result=result)
     return held

@@ -40,11 +40,12 @@ from webhook_adapter.normalize import Group, Plan, group_of, plan_request
 from webhook_adapter.outcome import Outcome, SphereResult
 from webhook_adapter.settings import DeliverSettings
 from webhook_adapter.sphere import SphereClient
-from webhook_adapter.store import OPERATOR_STATUSES, EventStore, MessageOutcomes
+from webhook_adapter.store import OPERATOR_STATUSES, EventStore, Loaded, MessageOutcomes
 from webhook_adapter.telemetry import count
 
 __all__ = [
     "Decision",
+    "Delivered",
     "Delivery",
     "Received",
     "after_call",
@@ -293,24 +294,32 @@ def outcomes_of(
 
 
 def _per_message(
-    received: Sequence[Received], outcomes: Sequence[tuple[SourceEvent, Outcome]]
+    received: Sequence[Received],
+    outcomes: Sequence[tuple[SourceEvent, Outcome]],
+    *,
+    prior: Mapping[str, Mapping[str, Any]],
+    now_ms: int,
 ) -> list[MessageOutcomes]:
     """The outcomes split back by message, with its change and receive count (a repeated event goes to the first)."""
     by_key = {event.key: (event, outcome) for event, outcome in outcomes}
     parts: list[MessageOutcomes] = []
     for item in received:
         mine = [by_key.pop(event.key) for event in item.change.events if event.key in by_key]
-        parts.append(MessageOutcomes(item.change, mine, item.attempt))
+        parts.append(MessageOutcomes(item.change, mine, item.attempt, prior, now_ms))
     return parts
 
 
-def _report(source: str, outcomes: Sequence[tuple[SourceEvent, Outcome]]) -> None:
-    """One metric per status, and a log line only for outcomes an operator acts on (the success path stays quiet)."""
-    for status, number in Counter(str(outcome.status) for _, outcome in outcomes).items():
-        count("EventOutcome", number, source=source, status=status)
-    for event, outcome in outcomes:
-        log = logger.info if outcome.status in OPERATOR_STATUSES else logger.debug
-        log("event settled", source=source, event_id=event.event_id, status=str(outcome.status), reason=outcome.reason)
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A contact's changes Sphere has (or did not need): each message's outcomes, decided, not yet written."""
+
+    source: str
+    messages: list[MessageOutcomes]
+
+    @property
+    def outcomes(self) -> list[tuple[SourceEvent, Outcome]]:
+        """Every event's outcome, in order."""
+        return [pair for message in self.messages for pair in message.outcomes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,13 +340,24 @@ class Delivery:
             retry_after=retry_after,
         )
 
-    def deliver(
-        self, received: Sequence[Received], *, max_wait: float | None = None
-    ) -> list[tuple[SourceEvent, Outcome]]:
-        """Deliver consecutive changes of one contact in one Sphere call and record each event's outcome.
+    def read(self, runs: Sequence[Sequence[Received]]) -> dict[str, Loaded]:
+        """What ``deliver`` reads first, for several contacts' runs at once (by ``contact_pk``).
 
-        Each event is recorded with its own message's receive count and arrival time. ``max_wait`` is
-        how long the call may wait for the container's pace toward Sphere (``None``: as long as it takes).
+        Raises:
+            StorageUnavailable: a read failed.
+        """
+        return self.store.load_changes([coalesce([item.change for item in run]) for run in runs])
+
+    def deliver(
+        self, received: Sequence[Received], *, max_wait: float | None = None, loaded: Loaded | None = None
+    ) -> Delivered:
+        """Deliver consecutive changes of one contact in one Sphere call, save its state, decide each event's outcome.
+
+        The outcomes are written by ``record``, with other calls' (each event with its own message's
+        receive count and arrival time); until then, a retry finds the call in the contact's state and
+        records what it did without calling again. ``max_wait`` is how long the call may wait for the
+        container's pace toward Sphere (``None``: as long as it takes). ``loaded`` is what ``read``
+        found for these changes, when it was read with other contacts' (it is read here otherwise).
 
         Raises:
             TransientError: Sphere, DynamoDB or Secrets Manager failed in a way worth retrying, or the
@@ -346,11 +366,11 @@ class Delivery:
             ValueError: ``received`` is empty or holds more than one contact's changes.
         """
         change = coalesce([item.change for item in received])
-        state, prior = self.store.load_change(change)
+        state, prior = loaded if loaded is not None else self.store.load_change(change)
         pending = [event for event in change.events if prior.get(event.key, {}).get("status") not in TERMINAL_STATUSES]
         if not pending:
             logger.debug("change already delivered", source=change.source, events=len(change.events))
-            return []
+            return Delivered(change.source, [])
         decision = decide(
             state,
             pending,
@@ -382,9 +402,32 @@ class Delivery:
         else:
             self.store.save_contact(change.source, change.contact_id, saved, now_ms=now)
         outcomes = outcomes_of(pending, decision, result, refused=refused)
-        self.store.record_outcomes(_per_message(received, outcomes), prior=prior, now_ms=now)
-        _report(change.source, outcomes)
-        return outcomes
+        return Delivered(change.source, _per_message(received, outcomes, prior=prior, now_ms=now))
+
+    def record(self, delivered: Sequence[Delivered]) -> None:
+        """Write the outcomes of delivered calls, in as few batches as they fit, and count them.
+
+        One metric line per source and status, and a log line only for outcomes an operator acts on:
+        the success path stays quiet.
+
+        Raises:
+            StorageUnavailable: a write failed (the calls' messages are retried: their retry finds each
+                call in its contact's state and records what it did).
+        """
+        self.store.record_outcomes([message for call in delivered for message in call.messages])
+        counted = Counter((call.source, str(outcome.status)) for call in delivered for _, outcome in call.outcomes)
+        for (source, status), number in counted.items():
+            count("EventOutcome", number, source=source, status=status)
+        for call in delivered:
+            for event, outcome in call.outcomes:
+                log = logger.info if outcome.status in OPERATOR_STATUSES else logger.debug
+                log(
+                    "event settled",
+                    source=call.source,
+                    event_id=event.event_id,
+                    status=str(outcome.status),
+                    reason=outcome.reason,
+                )
 
     def _save_after_call(self, change: ContactChange, state: ContactState, *, now_ms: int) -> None:
         """Save the state once Sphere answered, trying again before giving up: what is at stake is a repeated call.
