@@ -93,6 +93,19 @@ def test_a_429_with_retry_after_holds_every_call_until_it_has_passed() -> None:
     assert clock.now >= 7
 
 
+def test_a_pause_lasts_at_most_max_pause() -> None:
+    # Given a pace whose pauses last 60 s at most, and a 429 asking for an hour (a date far ahead)
+    clock = SimulatedClock()
+    limiter = CallPace(100, burst=10, max_pause=60, clock=clock, sleep=clock.sleep)
+    limiter.throttled(limiter.acquire(), retry_after=3600)
+
+    # When the next call is made
+    limiter.acquire()
+
+    # Then it went after the minute, not the hour
+    assert 60 <= clock.now < 61
+
+
 def test_a_call_that_cannot_go_within_its_wait_is_held_and_told_when_it_could() -> None:
     # Given a pace held for 7 seconds by a 429
     limiter, clock = pace(100, burst=10)

@@ -102,7 +102,10 @@ def sphere_pace() -> CallPace:
         pydantic.ValidationError: the deliver settings are missing or invalid.
     """
     settings = deliver_settings()
-    return CallPace(settings.sphere_calls_per_second, burst=settings.deliver_threads)
+    # A pause never outlasts the longest backoff: the messages it holds come back by then anyway.
+    return CallPace(
+        settings.sphere_calls_per_second, burst=settings.deliver_threads, max_pause=settings.retry_max_seconds
+    )
 
 
 @cached

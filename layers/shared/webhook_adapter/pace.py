@@ -48,6 +48,7 @@ class CallPace:
     Args:
         ceiling: the most calls per second this container makes (its share of the adapter's ceiling).
         burst: the most calls that go at once after a quiet spell (the container's threads).
+        max_pause: the longest a ``Retry-After`` holds the calls (seconds; a date far ahead, a skewed clock).
         clock: seconds, monotonic.
         sleep: waits that many seconds.
 
@@ -60,6 +61,7 @@ class CallPace:
         ceiling: float,
         *,
         burst: int = 1,
+        max_pause: float = math.inf,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -68,6 +70,7 @@ class CallPace:
         self.ceiling = ceiling
         self.floor = ceiling * RATE_FLOOR_SHARE
         self._burst = burst
+        self._max_pause = max_pause
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -124,7 +127,7 @@ class CallPace:
             now = self._clock()
             self._refill(now)
             if retry_after is not None and retry_after > 0:
-                self._paused_until = max(self._paused_until, now + retry_after)
+                self._paused_until = max(self._paused_until, now + min(retry_after, self._max_pause))
             if ticket.epoch != self._epoch:
                 return  # it went out before the last slow-down, which already answered for it
             self._rate = max(self.floor, self._rate * DECREASE)
