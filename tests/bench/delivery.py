@@ -95,6 +95,7 @@ def _deliver_batches(stack: LocalAWS, batches: int, batch_size: int) -> list[dic
                 "failed": len(failed),
                 "wall_ms": invocation.wall_ms,
                 "moto_ms": invocation.moto_ms,
+                "moto_cpu_ms": invocation.moto_cpu_ms,
             }
         )
     return runs
@@ -107,8 +108,10 @@ def delivery_section(raw: dict[str, Any]) -> Section:
 
     size, concurrency, latency = raw["batch_size"], raw["concurrency"], raw["latency_s"]
     rates = Summary.of([run["messages"] / (run["wall_ms"] / 1000) for run in raw["runs"]])
+    net = Summary.of([run["messages"] / ((run["wall_ms"] - run["moto_cpu_ms"]) / 1000) for run in raw["runs"]])
     coalesced = Summary.of([run["messages"] / (run["wall_ms"] / 1000) for run in raw["coalesced"]])
     moto = Summary.of([run["moto_ms"] for run in raw["runs"]])
+    moto_cpu = Summary.of([run["moto_cpu_ms"] for run in raw["runs"]])
     per_invocation_bound = size / latency
     bound = size * concurrency / latency
     one_call_each = 1 / latency
@@ -121,6 +124,15 @@ def delivery_section(raw: dict[str, Any]) -> Section:
             rates.spread("/s", 2),
             f"{per_invocation_bound:.0f}/s ({size} ÷ {latency:g} s)",
             f"{rates.median / per_invocation_bound:.1%}",
+            "≥ 80 %",
+        ),
+        Row(
+            "3",
+            "the same, less moto's CPU (an estimate: AWS answering from elsewhere)",
+            f"{net.median:.2f}/s",
+            net.spread("/s", 2),
+            f"{per_invocation_bound:.0f}/s ({size} ÷ {latency:g} s)",
+            f"{net.median / per_invocation_bound:.1%}",
             "≥ 80 %",
         ),
         Row(
@@ -151,7 +163,10 @@ def delivery_section(raw: dict[str, Any]) -> Section:
         f"system figure assumes the {concurrency} concurrent invocations the template allows scale linearly. Moto "
         f"and the stand-in run in this process: their CPU shares the GIL with the deliver threads, so it adds up "
         f"where real AWS calls (network waits) would overlap. Moto's own time inside an invocation, summed over "
-        f"its threads: median {moto.median:.0f} ms. Sphere calls made: {raw['patches']}, on "
+        f"its threads: median {moto.median:.0f} ms, of which CPU {moto_cpu.median:.0f} ms; the row less moto's "
+        "CPU divides the messages by the wall time less that CPU: what the same code would reach with AWS "
+        "answering from another machine in no time (real calls take a few ms, mostly waiting, which the threads "
+        f"overlap). Sphere calls made: {raw['patches']}, on "
         f"{raw['connections']} TCP connection(s) at the stand-in ({raw['connections_after']} after the "
         f"coalescing runs too: one pool per container, at most one connection per thread); messages failed: "
         f"{failed}.",

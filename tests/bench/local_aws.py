@@ -44,6 +44,8 @@ class Invocation:
     aws_chunks: dict[str, int]
     log_bytes: int
     response: dict[str, Any]
+    moto_cpu_ms: float = 0.0
+    """The CPU moto used in the threads that called it (what the wall would lose if AWS answered elsewhere)."""
 
     @property
     def net_ms(self) -> float:
@@ -83,6 +85,7 @@ class LocalAWS:
                 dict(self.meter.chunks),
                 getattr(sys.stdout, "bytes_written", 0) - logged,
                 response,
+                self.meter.thread_cpu * 1000,
             )
         )
         return response
