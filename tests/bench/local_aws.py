@@ -45,6 +45,8 @@ class Invocation:
     log_bytes: int
     response: dict[str, Any]
     sphere_calls: int = 0
+    moto_cpu_ms: float = 0.0
+    """The CPU moto used in the threads that called it (what the wall would lose if AWS answered elsewhere)."""
 
     @property
     def net_ms(self) -> float:
@@ -86,6 +88,7 @@ class LocalAWS:
                 getattr(sys.stdout, "bytes_written", 0) - logged,
                 response,
                 len(self.standin.patches()) - patched,
+                self.meter.thread_cpu * 1000,
             )
         )
         return response

@@ -79,11 +79,16 @@ class TemplateFigures:
             for name in ("receive", "deliver")
         }
         ceiling = parameters.get("SphereMaxCallsPerSecond", {}).get("Default")
+
+        def value(setting: Any) -> Any:
+            """A setting, or the default of the parameter it refers to."""
+            return parameters[setting["Ref"]]["Default"] if isinstance(setting, dict) and "Ref" in setting else setting
+
         return cls(
             api_rate=float(stage["ThrottlingRateLimit"]),
             api_burst=float(stage["ThrottlingBurstLimit"]),
-            batch_size=int(mapping["BatchSize"]),
-            max_concurrency=int(mapping["ScalingConfig"]["MaximumConcurrency"]),
+            batch_size=int(value(mapping["BatchSize"])),
+            max_concurrency=int(value(mapping["ScalingConfig"]["MaximumConcurrency"])),
             retention_seconds=int(resources["ChangesQueue"]["Properties"]["MessageRetentionPeriod"]),
             memory_mb=memory,
             sphere_ceiling=float(ceiling) if ceiling not in (None, "") else None,

@@ -53,6 +53,13 @@ def _access_log_bytes() -> int:
     return len(line.encode()) + 1
 
 
+def _deliver_threads() -> int:
+    """How many Sphere calls a deliver invocation makes at once by default (``DELIVER_THREADS``)."""
+    from webhook_adapter.settings import DeliverSettings
+
+    return int(DeliverSettings.model_fields["deliver_threads"].default)
+
+
 def _tracing_mode() -> str:
     """The template's default ``TracingMode``."""
     from devstack.resources import load_template
@@ -82,7 +89,7 @@ class Assumptions:
     )
     """In-region round trip per request, added to billed duration (the in-process run answers at once)."""
     sphere_latency_ms: float = 100.0
-    deliver_threads: int = 1
+    deliver_threads: int = field(default_factory=_deliver_threads)
     """Sphere calls one deliver invocation makes at once (its thread pool): calls in parallel wait together."""
     cold_start_share: float = 0.01
     xray_sampling: float = field(default_factory=lambda: 0.05 if _tracing_mode() == "Active" else 0.0)

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import boto3
+import pytest
 
 from devstack.crm import hubspot_event
 from devstack.lambda_events import LambdaContext, sqs_event, sqs_record
@@ -31,6 +34,7 @@ __all__ = [
     "history",
     "invoke_deliver",
     "key_of",
+    "log_to_stdout",
     "now_ms",
     "post",
     "queue_arn",
@@ -157,3 +161,24 @@ def fail_once[**P, R](original: Callable[P, R], error: Exception) -> Callable[P,
         return original(*args, **kwargs)
 
     return flaky
+
+
+class _CurrentStdout:
+    """A stream that writes to whatever ``sys.stdout`` is now (pytest swaps it for every test phase)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+def log_to_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send the functions' JSON log lines (Powertools' handler, bound to ``sys.stdout`` at import) to capsys."""
+    import deliver.app  # noqa: F401 - creates the service logger and its stdout handler
+
+    service = logging.getLogger(os.environ["POWERTOOLS_SERVICE_NAME"])
+    streams = [handler for handler in service.handlers if isinstance(handler, logging.StreamHandler)]
+    assert streams, "the Powertools logger has no stream handler"
+    for handler in streams:
+        monkeypatch.setattr(handler, "stream", _CurrentStdout())

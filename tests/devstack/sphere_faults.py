@@ -202,6 +202,8 @@ class Faults:
     fail_status: int = HTTPStatus.SERVICE_UNAVAILABLE
     fail_retry_after: str | None = None
     fail_body: str | Mapping[str, Any] | None = None
+    fail_customer: str | None = None
+    """Only requests for this customer take the counted failure (``None``: any request)."""
     drop_count: int = 0
     timeout_count: int = 0
     timeout_seconds: float = 0.0
@@ -219,18 +221,18 @@ class Faults:
         if self.random is not None:
             self._draws = Random(self.random.seed)
 
-    def take_plan(self) -> FaultPlan:
-        """Consume the fault for one API request and count it.
+    def take_plan(self, customer_id: str | None = None) -> FaultPlan:
+        """Consume the fault for one API request (for ``customer_id``, when it names one) and count it.
 
         Counted faults come first (drop, timeout, fail, apply-then-fail, apply-then-drop, in that
         order), then the random rate.
         """
-        plan = self._counted_plan() or self._random_plan() or FaultPlan("none", self.latency_seconds)
+        plan = self._counted_plan(customer_id) or self._random_plan() or FaultPlan("none", self.latency_seconds)
         if plan.kind is not None:
             self.counts[plan.kind] += 1
         return plan
 
-    def _counted_plan(self) -> FaultPlan | None:
+    def _counted_plan(self, customer_id: str | None) -> FaultPlan | None:
         latency = self.latency_seconds
         if self.drop_count:
             self.drop_count -= 1
@@ -238,7 +240,7 @@ class Faults:
         if self.timeout_count:
             self.timeout_count -= 1
             return FaultPlan("timeout", latency, timeout_seconds=self.timeout_seconds, kind="held")
-        if self.fail_count:
+        if self.fail_count and self.fail_customer in (None, customer_id):
             self.fail_count -= 1
             return FaultPlan(
                 "fail",
@@ -281,7 +283,12 @@ class Faults:
         """The pending faults and the counts as a JSON-ready object."""
         return {
             "latency": self.latency_seconds,
-            "fail": {"count": self.fail_count, "status": self.fail_status, "retryAfter": self.fail_retry_after},
+            "fail": {
+                "count": self.fail_count,
+                "status": self.fail_status,
+                "retryAfter": self.fail_retry_after,
+                "customerId": self.fail_customer,
+            },
             "drop": self.drop_count,
             "timeout": {"count": self.timeout_count, "seconds": self.timeout_seconds},
             "appliedThenFail": {"count": self.applied_fail_count, "status": self.applied_fail_status},

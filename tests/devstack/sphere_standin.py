@@ -684,7 +684,8 @@ class _StandInHandler(BaseHTTPRequestHandler):
         if is_control:
             self._send(app._handle_control(self.command, target, raw_body))
             return
-        plan = app._take_fault_plan()
+        customer = _CUSTOMER_PATH.match(target)
+        plan = app._take_fault_plan(customer["customer_id"] if customer else None)
         stopping = app._stopping
         if plan.latency_seconds and stopping.wait(plan.latency_seconds):
             self._drop(raw_body, received_at, plan.kind)
@@ -1007,12 +1008,16 @@ class SphereStandIn:
         status: int,
         retry_after: int | str | None = None,
         body: str | Mapping[str, Any] | None = None,
+        *,
+        customer_id: str | None = None,
     ) -> None:
         """Answer the next ``n`` API requests with ``status`` instead of processing them.
 
         The body is Sphere's error JSON unless ``body`` is given: a string is sent as ``text/html``
         (a gateway page), a mapping as JSON (e.g. the older ``{"ts", "error"}`` format).
-        ``retry_after`` becomes a ``Retry-After`` header. Replaces any pending failure instruction.
+        ``retry_after`` becomes a ``Retry-After`` header. ``customer_id`` limits the failures to the
+        requests for that customer (the deliver function calls Sphere for several contacts at once, in
+        no fixed order). Replaces any pending failure instruction.
 
         Raises:
             ValueError: ``n`` < 0 or ``status`` outside 400..599.
@@ -1024,6 +1029,7 @@ class SphereStandIn:
             self._faults.fail_status = status
             self._faults.fail_retry_after = None if retry_after is None else str(retry_after)
             self._faults.fail_body = copy.deepcopy(body)
+            self._faults.fail_customer = customer_id
 
     def set_latency(self, seconds: float) -> None:
         """Delay every API request by ``seconds`` before answering (0 turns it off).
@@ -1176,10 +1182,10 @@ class SphereStandIn:
         with self._lock:
             self._records.append(record)
 
-    def _take_fault_plan(self) -> FaultPlan:
-        """Consume (and count) the fault for one API request."""
+    def _take_fault_plan(self, customer_id: str | None) -> FaultPlan:
+        """Consume (and count) the fault for one API request (for ``customer_id``, when its path names one)."""
         with self._lock:
-            return self._faults.take_plan()
+            return self._faults.take_plan(customer_id)
 
     def _count_applied_then_failed(self) -> None:
         with self._lock:

@@ -32,7 +32,7 @@ from devstack.sphere_standin import SphereStandIn
 from webhook_adapter import runtime
 from webhook_adapter.store import EventStore
 
-__all__ = ["RETRY_VARIABLES", "LocalStack", "StackOptions", "free_port"]
+__all__ = ["DELIVER_VARIABLES", "LocalStack", "StackOptions", "free_port"]
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,18 @@ _AWS_ENV = {
 }
 
 
-RETRY_VARIABLES = {"RETRY_BASE_SECONDS": (0, 43_200), "RETRY_MAX_SECONDS": (0, 43_200), "MAX_RECEIVE_COUNT": (1, 1000)}
+DELIVER_VARIABLES = {
+    "RETRY_BASE_SECONDS": (0, 43_200),
+    "RETRY_MAX_SECONDS": (0, 43_200),
+    "MAX_RECEIVE_COUNT": (1, 1000),
+    "SPHERE_MAX_CALLS_PER_SECOND": (1, 100_000),
+    "DELIVER_THREADS": (1, 100),
+}
 """Deliver settings ``make run`` takes from the environment (the template's values otherwise), with their ranges.
 
 ``MAX_RECEIVE_COUNT`` is also the queue's redrive ``maxReceiveCount`` (the template's ``MaxReceiveCount``).
+The local stack runs one deliver container: ``SPHERE_MAX_CALLS_PER_SECOND`` is shared as deployed, so that
+container gets its ÷ ``DeliverMaxConcurrency`` share.
 """
 
 
@@ -97,8 +105,8 @@ class StackOptions:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str], **fixed: Any) -> StackOptions:
         """What ``make run`` reads: ``PORT``, the local signing secrets, ``SPHERE_API_URL`` with ``SPHERE_API_TOKEN``,
-        ``LOG_LEVEL``, ``RETRY_BASE_SECONDS``, ``RETRY_MAX_SECONDS``, ``MAX_RECEIVE_COUNT``, ``SPHERE_FAILURE_RATE``
-        and ``SPHERE_FAILURE_SEED``; ``fixed`` sets the other options.
+        ``LOG_LEVEL``, ``DELIVER_VARIABLES``, ``SPHERE_FAILURE_RATE`` and ``SPHERE_FAILURE_SEED``; ``fixed`` sets
+        the other options.
 
         Raises:
             ValueError: a variable is set to a value out of range (the message names it).
@@ -108,7 +116,7 @@ class StackOptions:
             # The functions log JSON at INFO in AWS; locally the printed outcomes say what happened.
             "POWERTOOLS_LOG_LEVEL": environ.get("LOG_LEVEL", "WARNING"),
         }
-        for name, (low, high) in RETRY_VARIABLES.items():
+        for name, (low, high) in DELIVER_VARIABLES.items():
             if (value := _integer(environ, name, low, high)) is not None:
                 environment[name] = value
         rate = environ.get("SPHERE_FAILURE_RATE") or "0"

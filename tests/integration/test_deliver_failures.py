@@ -1,8 +1,8 @@
 """Deliver under failure: what broke when the adapter was measured from outside, each fixed through the handler.
 
 - a Secrets Manager failure is retried exactly like a Sphere 503 (backoff, ``retrying``, delivered later);
-- the later messages of a failing contact in the same batch wait the same backoff, and are recorded
-  ``dead_lettered`` when their last allowed receive fails;
+- the later messages of a failing contact in the same batch (those not coalesced into the failing call)
+  wait the same backoff, and are recorded ``dead_lettered`` when their last allowed receive fails;
 - Sphere's error text is masked before it is recorded;
 - an older change is never sent over a newer one Sphere may already hold, even when Sphere's answer
   to the newer one was lost;
@@ -81,9 +81,11 @@ def test_a_secrets_manager_failure_is_retried_like_a_sphere_503(pipeline: Pipeli
 
 
 def test_the_rest_of_a_failing_contacts_batch_waits_the_same_backoff(
-    pipeline: Pipeline, visibility_changes: list[tuple[str, int]]
+    pipeline: Pipeline, visibility_changes: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given contact A's two changes in one batch, and Sphere answering 429 with Retry-After: 7
+    # Given contact A's two changes in one batch, too many events to go in one call, and Sphere answering 429
+    # with Retry-After: 7
+    monkeypatch.setattr("webhook_adapter.consume.MAX_EVENTS_PER_CALL", 1)
     start = now_ms()
     first = contact(202, at=start, sphere_customer_id=SEED_INDIVIDUAL_ID, email="a1@example.com")
     second = change(202, "email", "a2@example.com", at=start + 5_000)
@@ -105,8 +107,12 @@ def test_the_rest_of_a_failing_contacts_batch_waits_the_same_backoff(
         stored(pipeline, second)
 
 
-def test_a_skipped_message_on_its_last_receive_is_recorded_dead_lettered(pipeline: Pipeline) -> None:
-    # Given contact A's two changes received for the last time the redrive policy allows, Sphere unavailable
+def test_a_skipped_message_on_its_last_receive_is_recorded_dead_lettered(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given contact A's two changes received for the last time the redrive policy allows, too many events to go
+    # in one call, and Sphere unavailable
+    monkeypatch.setattr("webhook_adapter.consume.MAX_EVENTS_PER_CALL", 1)
     start = now_ms()
     last = pipeline.resources.max_receive_count
     first = contact(203, at=start, sphere_customer_id=SEED_INDIVIDUAL_ID, email="a1@example.com")
@@ -209,11 +215,11 @@ def test_an_unforeseen_fault_fails_its_contact_only_and_is_retried(
     original = Delivery.deliver
     crashes = iter([RuntimeError("a bug")])
 
-    def deliver_crashing_once(self: Delivery, change: Any, *, attempt: int) -> Any:
-        if change.contact_id.endswith(":207"):
+    def deliver_crashing_once(self: Delivery, received: Any, **options: Any) -> Any:
+        if received[0].change.contact_id.endswith(":207"):
             for error in crashes:
                 raise error
-        return original(self, change, attempt=attempt)
+        return original(self, received, **options)
 
     monkeypatch.setattr(Delivery, "deliver", deliver_crashing_once)
     start = now_ms()

@@ -290,8 +290,8 @@ SCENARIOS = [
             "9202": "delivered",
             "9203": "ignored",
         },
-        patches={
-            SEED_INDIVIDUAL_ID: [{"email": "ada@example.com"}, {"phone": "+13125550147"}],
+        patches={  # contact 301's two messages in one batch are coalesced: one call with both changes
+            SEED_INDIVIDUAL_ID: [{"email": "ada@example.com", "phone": "+13125550147"}],
             CUSTOMER_B: [{"phone": "+14155550123"}],
         },
         prepare=_add_customer_b,

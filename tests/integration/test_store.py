@@ -14,7 +14,7 @@ from webhook_adapter.errors import StorageUnavailable
 from webhook_adapter.merge import ContactState, FieldState
 from webhook_adapter.model import ContactChange, ContactField, SourceEvent, Status
 from webhook_adapter.outcome import Outcome
-from webhook_adapter.store import HISTORY_LIMIT, EventStore, StaleContactState
+from webhook_adapter.store import HISTORY_LIMIT, EventStore, MessageOutcomes, StaleContactState
 
 DAY_MS = 86_400_000
 START = 1_795_000_000_000  # 2026-11-18
@@ -78,10 +78,10 @@ def test_events_in_a_status_are_found_across_days_and_shards_in_time_order(store
         for index in range(5):
             item = event(f"e-{day}-{index}")
             rejected = [(item, Outcome(status=Status.REJECTED))]
-            store.record_outcomes(change(item), rejected, prior={}, attempts=1, now_ms=START + day * DAY_MS + index)
+            store.record_outcomes([MessageOutcomes(change(item), rejected, 1, {}, START + day * DAY_MS + index)])
     delivered = event("e-delivered")
     store.record_outcomes(
-        change(delivered), [(delivered, Outcome(status=Status.DELIVERED))], prior={}, attempts=1, now_ms=START
+        [MessageOutcomes(change(delivered), [(delivered, Outcome(status=Status.DELIVERED))], 1, {}, START)]
     )
 
     # When the rejected ones of the second and third day are listed
@@ -101,7 +101,7 @@ def test_an_outcome_moves_the_event_between_statuses_and_keeps_its_history(store
     # When it is delivered (its outcome written after its item was read)
     _, prior = store.load_change(change(item))
     store.record_outcomes(
-        change(item), [(item, Outcome(status=Status.DELIVERED))], prior=prior, attempts=2, now_ms=START + 2
+        [MessageOutcomes(change(item), [(item, Outcome(status=Status.DELIVERED))], 2, prior, START + 2)]
     )
 
     # Then the event is delivered, its last reason gone, its history complete
@@ -119,7 +119,7 @@ def test_an_outcome_moves_the_event_between_statuses_and_keeps_its_history(store
 def test_a_failed_attempt_never_overwrites_a_final_status(store: EventStore) -> None:
     # Given a delivered event
     item = event("e-final")
-    store.record_outcomes(change(item), [(item, Outcome(status=Status.DELIVERED))], prior={}, attempts=1, now_ms=START)
+    store.record_outcomes([MessageOutcomes(change(item), [(item, Outcome(status=Status.DELIVERED))], 1, {}, START)])
 
     # When a repeat of its change fails and the failure is recorded
     failed = Outcome(status=Status.RETRYING, reason="Sphere answered 503")
@@ -144,7 +144,7 @@ def test_a_long_retry_run_keeps_the_first_and_the_latest_history_entries(store: 
     # When it is delivered
     _, prior = store.load_change(change(item))
     store.record_outcomes(
-        change(item), [(item, Outcome(status=Status.DELIVERED))], prior=prior, attempts=21, now_ms=START + 21
+        [MessageOutcomes(change(item), [(item, Outcome(status=Status.DELIVERED))], 21, prior, START + 21)]
     )
 
     # Then its history holds when it was received and the latest entries only

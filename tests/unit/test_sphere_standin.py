@@ -397,6 +397,20 @@ def test_fail_next_answers_429_with_retry_after_then_recovers(client: httpx.Clie
     assert responses[2].status_code == 200
 
 
+def test_fail_next_can_target_one_customer(client: httpx.Client, standin: SphereStandIn) -> None:
+    # Given one failure for the KYC-submitted customer only
+    standin.fail_next(1, 503, customer_id=SEED_KYC_SUBMITTED_ID)
+
+    # When another customer is updated first, then that one twice
+    other = client.patch(CUSTOMER_PATH, json={})
+    targeted = [client.patch(KYC_CUSTOMER_PATH, json={}) for _ in range(2)]
+
+    # Then only the targeted customer's first request fails
+    assert other.status_code == 200
+    assert_error(targeted[0], 503, "server/unavailable")
+    assert targeted[1].status_code == 200
+
+
 def test_fail_next_can_send_a_non_json_gateway_page(client: httpx.Client, standin: SphereStandIn) -> None:
     # Given an injected 503 whose body is an HTML page
     standin.fail_next(1, 503, body="<html>bad gateway</html>")
@@ -794,7 +808,7 @@ def test_http_controls_drive_faults_without_being_recorded_or_faulted(
 
     # Then the faults apply in order, control calls are answered despite pending faults and are not recorded
     assert fail.status_code == 200
-    assert faults["fail"] == {"count": 1, "status": 503, "retryAfter": "1"}
+    assert faults["fail"] == {"count": 1, "status": 503, "retryAfter": "1", "customerId": None}
     assert faults["drop"] == 1
     assert_error(unavailable, 503, "server/unavailable")
     assert unavailable.headers["Retry-After"] == "1"

@@ -484,7 +484,30 @@ def test_deliver_reports_partial_batch_failures_from_the_changes_queue(template:
     assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["ChangesQueue", "Arn"]}
     assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert 1 <= event["Properties"]["BatchSize"] <= 10
-    assert event["Properties"]["ScalingConfig"]["MaximumConcurrency"] >= 2
+    assert int(render(template, event["Properties"]["ScalingConfig"]["MaximumConcurrency"])) >= 2
+
+
+def test_deliver_has_a_thread_for_every_message_of_a_batch(template: dict[str, Any]) -> None:
+    # Given the deliver function's batch size and its settings as deployed
+    (event,) = props(template, "DeliverFunction")["Events"].values()
+    settings = DeliverSettings.model_validate(render_environment(template, "DeliverFunction"))
+
+    # Then a full batch of ten contacts is delivered at once
+    assert settings.deliver_threads == event["Properties"]["BatchSize"]
+
+
+def test_each_deliver_container_takes_its_share_of_the_sphere_rate_ceiling(template: dict[str, Any]) -> None:
+    # Given the deliver function's event source mapping and its environment
+    (event,) = props(template, "DeliverFunction")["Events"].values()
+    environment = function_environment(template, "DeliverFunction")
+
+    # Then the function knows the ceiling and the concurrency the mapping is given, from the same parameters
+    concurrency = event["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+    assert concurrency == environment["DELIVER_MAX_CONCURRENCY"] == {"Ref": "DeliverMaxConcurrency"}
+    assert environment["SPHERE_MAX_CALLS_PER_SECOND"] == {"Ref": "SphereMaxCallsPerSecond"}
+    # And with the defaults, each of the 10 containers makes up to 100 calls per second: 10 contacts per 100 ms
+    settings = DeliverSettings.model_validate(render_environment(template, "DeliverFunction"))
+    assert (settings.deliver_max_concurrency, settings.sphere_calls_per_second) == (10, 100)
 
 
 # --------------------------------------------------------------------------------------------------- functions
@@ -495,7 +518,7 @@ def test_functions_run_python_3_13_on_arm64_with_the_shared_layer_and_tracing(
     template: dict[str, Any], function_id: str
 ) -> None:
     # Given a function with Globals applied
-    # Then it runs Python 3.13 on arm64, loads the shared layer and is traced by Lambda as TracingMode says (PassThrough: no traces billed)
+    # Then it runs Python 3.13 on arm64, loads the shared layer, traced as TracingMode says
     assert function_setting(template, function_id, "Runtime") == "python3.13"
     assert function_setting(template, function_id, "Architectures") == ["arm64"]
     assert {"Ref": "SharedLayer"} in function_setting(template, function_id, "Layers")

@@ -1,4 +1,8 @@
-"""Deliver one queued contact change: decide what Sphere needs, call Sphere, record each event.
+"""Deliver a contact's queued changes: decide what Sphere needs, call Sphere once, record each event.
+
+Consecutive messages of one contact in a batch are delivered together (``coalesce``): their events
+are merged as one change, so Sphere gets one call with the newest value of each field, and each
+event still gets its own outcome, recorded with its own message's receive count.
 
 The steps, in order — reads first, one pure decision, then the call and the writes:
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,10 +40,21 @@ from webhook_adapter.normalize import Group, Plan, group_of, plan_request
 from webhook_adapter.outcome import Outcome, SphereResult
 from webhook_adapter.settings import DeliverSettings
 from webhook_adapter.sphere import SphereClient
-from webhook_adapter.store import EventStore
+from webhook_adapter.store import OPERATOR_STATUSES, EventStore, Loaded, MessageOutcomes
 from webhook_adapter.telemetry import count
 
-__all__ = ["Decision", "Delivery", "after_call", "backoff_seconds", "decide", "event_outcome", "outcomes_of"]
+__all__ = [
+    "Decision",
+    "Delivered",
+    "Delivery",
+    "Received",
+    "after_call",
+    "backoff_seconds",
+    "coalesce",
+    "decide",
+    "event_outcome",
+    "outcomes_of",
+]
 
 logger = Logger(child=True)
 
@@ -64,6 +80,37 @@ def backoff_seconds(
         return int(min(max(retry_after, 1.0), ceiling))
     step = min(ceiling, base * 2 ** max(attempt - 1, 0))
     return int(min(ceiling, step / 2 + rng() * step / 2))
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A contact change as one queue message brought it, with that message's receive count (from 1)."""
+
+    change: ContactChange
+    attempt: int
+
+
+def coalesce(changes: Sequence[ContactChange]) -> ContactChange:
+    """One change holding the events of consecutive changes of one contact, in their order, each event once.
+
+    The merge orders values by the CRM's change time, not by position, so the result sends what
+    delivering the changes one after the other would have left at Sphere: the newest value of each field.
+
+    Raises:
+        ValueError: no changes, or changes of more than one contact.
+    """
+    if not changes:
+        raise ValueError("nothing to coalesce")
+    first = changes[0]
+    if any((change.source, change.contact_id) != (first.source, first.contact_id) for change in changes):
+        raise ValueError("only one contact's changes can be coalesced")
+    if len(changes) == 1:
+        return first
+    events: dict[str, SourceEvent] = {}
+    for change in changes:
+        for event in change.events:
+            events.setdefault(event.key, event)  # a CRM retry queued twice: its first copy stands for both
+    return first.model_copy(update={"events": tuple(events.values())})
 
 
 def _request_fields(event: SourceEvent, won: frozenset[ContactField]) -> set[Group]:
@@ -246,6 +293,35 @@ def outcomes_of(
     ]
 
 
+def _per_message(
+    received: Sequence[Received],
+    outcomes: Sequence[tuple[SourceEvent, Outcome]],
+    *,
+    prior: Mapping[str, Mapping[str, Any]],
+    now_ms: int,
+) -> list[MessageOutcomes]:
+    """The outcomes split back by message, with its change and receive count (a repeated event goes to the first)."""
+    by_key = {event.key: (event, outcome) for event, outcome in outcomes}
+    parts: list[MessageOutcomes] = []
+    for item in received:
+        mine = [by_key.pop(event.key) for event in item.change.events if event.key in by_key]
+        parts.append(MessageOutcomes(item.change, mine, item.attempt, prior, now_ms))
+    return parts
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A contact's changes Sphere has (or did not need): each message's outcomes, decided, not yet written."""
+
+    source: str
+    messages: list[MessageOutcomes]
+
+    @property
+    def outcomes(self) -> list[tuple[SourceEvent, Outcome]]:
+        """Every event's outcome, in order."""
+        return [pair for message in self.messages for pair in message.outcomes]
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """The deliver step with its collaborators: the table, Sphere, the settings and a clock."""
@@ -264,18 +340,37 @@ class Delivery:
             retry_after=retry_after,
         )
 
-    def deliver(self, change: ContactChange, *, attempt: int) -> list[tuple[SourceEvent, Outcome]]:
-        """Deliver one contact change (``attempt`` counts from 1) and record each event's outcome.
+    def read(self, runs: Sequence[Sequence[Received]]) -> dict[str, Loaded]:
+        """What ``deliver`` reads first, for several contacts' runs at once (by ``contact_pk``).
 
         Raises:
-            TransientError: Sphere, DynamoDB or Secrets Manager failed in a way worth retrying; nothing
-                is recorded for the events (the caller records the failed attempt).
+            StorageUnavailable: a read failed.
         """
-        state, prior = self.store.load_change(change)
+        return self.store.load_changes([coalesce([item.change for item in run]) for run in runs])
+
+    def deliver(
+        self, received: Sequence[Received], *, max_wait: float | None = None, loaded: Loaded | None = None
+    ) -> Delivered:
+        """Deliver consecutive changes of one contact in one Sphere call, save its state, decide each event's outcome.
+
+        The outcomes are written by ``record``, with other calls' (each event with its own message's
+        receive count and arrival time); until then, a retry finds the call in the contact's state and
+        records what it did without calling again. ``max_wait`` is how long the call may wait for the
+        container's pace toward Sphere (``None``: as long as it takes). ``loaded`` is what ``read``
+        found for these changes, when it was read with other contacts' (it is read here otherwise).
+
+        Raises:
+            TransientError: Sphere, DynamoDB or Secrets Manager failed in a way worth retrying, or the
+                pace held the call past ``max_wait``; nothing is recorded for the events (the caller
+                records the failed attempt of each message).
+            ValueError: ``received`` is empty or holds more than one contact's changes.
+        """
+        change = coalesce([item.change for item in received])
+        state, prior = loaded if loaded is not None else self.store.load_change(change)
         pending = [event for event in change.events if prior.get(event.key, {}).get("status") not in TERMINAL_STATUSES]
         if not pending:
-            logger.info("change already delivered", source=change.source, events=len(change.events))
-            return []
+            logger.debug("change already delivered", source=change.source, events=len(change.events))
+            return Delivered(change.source, [])
         decision = decide(
             state,
             pending,
@@ -287,7 +382,7 @@ class Delivery:
             result, refused = SphereResult.model_validate(decision.replayed.result), decision.replayed.refused
         elif decision.body and decision.plan.customer_id:
             try:
-                result = self.sphere.update_customer(decision.plan.customer_id, decision.body)
+                result = self.sphere.update_customer(decision.plan.customer_id, decision.body, max_wait=max_wait)
             except SphereRefused as exc:
                 result, refused = exc.result, True
             except SphereUnavailable:
@@ -307,17 +402,32 @@ class Delivery:
         else:
             self.store.save_contact(change.source, change.contact_id, saved, now_ms=now)
         outcomes = outcomes_of(pending, decision, result, refused=refused)
-        self.store.record_outcomes(change, outcomes, prior=prior, attempts=attempt, now_ms=now)
-        for event, outcome in outcomes:
-            count("EventOutcome", 1, source=change.source, status=str(outcome.status))
-            logger.info(
-                "event delivered" if outcome.status is Status.DELIVERED else "event settled",
-                source=change.source,
-                event_id=event.event_id,
-                status=str(outcome.status),
-                reason=outcome.reason,
-            )
-        return outcomes
+        return Delivered(change.source, _per_message(received, outcomes, prior=prior, now_ms=now))
+
+    def record(self, delivered: Sequence[Delivered]) -> None:
+        """Write the outcomes of delivered calls, in as few batches as they fit, and count them.
+
+        One metric line per source and status, and a log line only for outcomes an operator acts on:
+        the success path stays quiet.
+
+        Raises:
+            StorageUnavailable: a write failed (the calls' messages are retried: their retry finds each
+                call in its contact's state and records what it did).
+        """
+        self.store.record_outcomes([message for call in delivered for message in call.messages])
+        counted = Counter((call.source, str(outcome.status)) for call in delivered for _, outcome in call.outcomes)
+        for (source, status), number in counted.items():
+            count("EventOutcome", number, source=source, status=status)
+        for call in delivered:
+            for event, outcome in call.outcomes:
+                log = logger.info if outcome.status in OPERATOR_STATUSES else logger.debug
+                log(
+                    "event settled",
+                    source=call.source,
+                    event_id=event.event_id,
+                    status=str(outcome.status),
+                    reason=outcome.reason,
+                )
 
     def _save_after_call(self, change: ContactChange, state: ContactState, *, now_ms: int) -> None:
         """Save the state once Sphere answered, trying again before giving up: what is at stake is a repeated call.

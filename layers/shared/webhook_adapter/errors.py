@@ -28,6 +28,7 @@ __all__ = [
     "PoisonMessage",
     "SecretUnavailable",
     "SignatureError",
+    "SphereCallsHeld",
     "SphereRefused",
     "SphereUnavailable",
     "StaleContactState",
@@ -169,3 +170,19 @@ class SphereUnavailable(TransientError):
     def __init__(self, message: str, *, retry_after: float | None = None, result: SphereResult | None = None) -> None:
         super().__init__(message, retry_after=retry_after)
         self.result = result
+
+
+class SphereCallsHeld(TransientError):
+    """The container holds its calls to Sphere longer than the invocation can wait: retry after ``retry_after``.
+
+    Its share of the rate ceiling, or a pause after Sphere's 429, left no call for this change in
+    the time the invocation has; Sphere was not called.
+    """
+
+    code = "sphere_calls_held"
+
+    def __init__(self, *, retry_after: float) -> None:
+        super().__init__(
+            "the adapter is holding its calls to Sphere (its rate ceiling, or Sphere answered 429)",
+            retry_after=retry_after,
+        )

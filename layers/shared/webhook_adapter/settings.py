@@ -69,6 +69,17 @@ class DeliverSettings(CommonSettings):
     max_receive_count: Annotated[int, Field(alias="MAX_RECEIVE_COUNT", ge=1, le=1000)] = 15
     retry_base_seconds: Annotated[int, Field(alias="RETRY_BASE_SECONDS", ge=0, le=43_200)] = 10
     retry_max_seconds: Annotated[int, Field(alias="RETRY_MAX_SECONDS", ge=0, le=43_200)] = 1800
+    deliver_threads: Annotated[int, Field(alias="DELIVER_THREADS", ge=1, le=100)] = 10
+    """Contacts of one batch delivered at once (the event source mapping's ``BatchSize``: one thread per message)."""
+    sphere_max_calls_per_second: Annotated[float, Field(alias="SPHERE_MAX_CALLS_PER_SECOND", gt=0, le=100_000)] = 1000
+    """The most calls per second the whole adapter makes to Sphere (every deliver container together)."""
+    deliver_max_concurrency: Annotated[int, Field(alias="DELIVER_MAX_CONCURRENCY", ge=1, le=1000)] = 10
+    """The most deliver containers at once: the event source mapping's ``MaximumConcurrency``."""
+
+    @property
+    def sphere_calls_per_second(self) -> float:
+        """This container's share of the adapter's ceiling on calls to Sphere."""
+        return self.sphere_max_calls_per_second / self.deliver_max_concurrency
 
     @property
     def countries_requiring_state(self) -> frozenset[str]:

@@ -1,4 +1,4 @@
-"""Sphere's customer API client: ``PATCH /v2/customer/{id}`` over one pooled httpx connection.
+"""Sphere's customer API client: ``PATCH /v2/customer/{id}`` over one httpx connection pool per container.
 
 Answers are sorted into three kinds: accepted (``SphereResult`` with ``updatedAt`` and the KYC
 profile), permanently refused (4xx: ``SphereRefused``), and worth retrying (429, 5xx, timeouts,
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from webhook_adapter.errors import SphereRefused, SphereUnavailable
 from webhook_adapter.masking import redact_text, text_values
 from webhook_adapter.outcome import SphereResult
+from webhook_adapter.pace import CallPace, SphereCallsHeld
 
-__all__ = ["SphereClient", "SphereRefused", "SphereUnavailable", "parse_retry_after"]
+__all__ = ["SphereCallsHeld", "SphereClient", "SphereRefused", "SphereUnavailable", "parse_retry_after"]
 
 KYC_PROFILE = "kyc_profile_a"
 _UNAUTHORIZED = 401
@@ -115,13 +117,32 @@ def _success_result(response: httpx.Response, sent: dict[str, Any]) -> SphereRes
 
 
 class SphereClient:
-    """Calls Sphere with explicit timeouts and one connection pool reused across invocations."""
+    """Calls Sphere with explicit timeouts and one connection pool reused across invocations.
 
-    def __init__(self, base_url: str, token: TokenSource, *, connect_timeout: float, timeout: float) -> None:
+    Thread-safe: the deliver function calls it from one thread per contact. The pool keeps up to
+    ``connections`` connections open (one per thread), so a warm container's later invocations reuse
+    them instead of opening new ones; the API key is read by one thread at a time, so threads that
+    start together on a cold container read it from Secrets Manager once. With a ``pace``, every call
+    waits for it first and reports Sphere's answer to it (a 429 slows the whole container down).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: TokenSource,
+        *,
+        connect_timeout: float,
+        timeout: float,
+        connections: int = 1,
+        pace: CallPace | None = None,
+    ) -> None:
         self._token = token
+        self._pace = pace
+        self._token_lock = threading.Lock()
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
 
@@ -129,16 +150,19 @@ class SphereClient:
         """Close the connection pool."""
         self._http.close()
 
-    def update_customer(self, customer_id: str, body: dict[str, Any]) -> SphereResult:
+    def update_customer(self, customer_id: str, body: dict[str, Any], *, max_wait: float | None = None) -> SphereResult:
         """PATCH the customer; on 401 fetch the key again once (it may have been rotated) and retry.
+
+        Each call first waits for the container's pace (when it has one), at most ``max_wait`` seconds.
 
         Raises:
             SphereRefused: a permanent 4xx.
             SphereUnavailable: 429, 5xx, a timeout, a transport error, or a 401 with a fresh key too.
+            SphereCallsHeld: the pace had no call for it within ``max_wait``; Sphere was not called.
         """
-        response = self._patch(customer_id, body, refresh=False)
+        response = self._patch(customer_id, body, refresh=False, max_wait=max_wait)
         if response.status_code == _UNAUTHORIZED:
-            response = self._patch(customer_id, body, refresh=True)
+            response = self._patch(customer_id, body, refresh=True, max_wait=max_wait)
         status = response.status_code
         if status < 300:
             return _success_result(response, body)
@@ -150,11 +174,23 @@ class SphereClient:
             raise SphereUnavailable(f"Sphere answered {status}", retry_after=retry_after, result=result)
         raise SphereRefused(result)
 
-    def _patch(self, customer_id: str, body: dict[str, Any], *, refresh: bool) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self._token(refresh)}"}
+    def _patch(
+        self, customer_id: str, body: dict[str, Any], *, refresh: bool, max_wait: float | None
+    ) -> httpx.Response:
+        with self._token_lock:
+            token = self._token(refresh)
+        headers = {"Authorization": f"Bearer {token}"}
+        pace = self._pace
+        ticket = pace.acquire(max_wait) if pace is not None else None
         try:
-            return self._http.patch(f"/v2/customer/{customer_id}", json=body, headers=headers)
+            response = self._http.patch(f"/v2/customer/{customer_id}", json=body, headers=headers)
         except httpx.TimeoutException as exc:
             raise SphereUnavailable(f"Sphere did not answer in time ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
             raise SphereUnavailable(f"could not reach Sphere ({type(exc).__name__})") from exc
+        if pace is not None and ticket is not None:
+            if response.status_code == _TOO_MANY_REQUESTS:
+                pace.throttled(ticket, parse_retry_after(response.headers.get("retry-after"), now=time.time()))
+            elif response.status_code < _SERVER_ERROR:
+                pace.answered()
+        return response

@@ -50,6 +50,8 @@ __all__ = [
     "STATUS_INDEX",
     "STATUS_SHARDS",
     "EventStore",
+    "Loaded",
+    "MessageOutcomes",
     "StaleContactState",
     "contact_pk",
     "event_sk",
@@ -126,6 +128,24 @@ def _load(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def _key(pk: str, sk: str) -> dict[str, AttributeValueTypeDef]:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+type Loaded = tuple[ContactState, dict[str, dict[str, Any]]]
+"""A contact's state and the items its events already have, by event key (``EventStore.load_change``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageOutcomes:
+    """The outcomes of one queue message's events: what ``EventStore.record_outcomes`` writes for it."""
+
+    change: ContactChange
+    outcomes: Sequence[tuple[SourceEvent, Outcome]]
+    attempts: int
+    """The receive the outcomes were decided on."""
+    prior: Mapping[str, Mapping[str, Any]]
+    """The items its events had when they were read, by event key (their history goes on from there)."""
+    now_ms: int
+    """When the outcomes were decided."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,21 +238,34 @@ class EventStore:
 
     # ------------------------------------------------------------------ deliver
 
-    def load_change(self, change: ContactChange) -> tuple[ContactState, dict[str, dict[str, Any]]]:
+    def load_change(self, change: ContactChange) -> Loaded:
         """In one read: the contact's merged state and the items its events already have (by event key).
 
         Raises:
             StorageUnavailable: the read failed.
         """
-        pk = contact_pk(change.source, change.contact_id)
-        wanted = [(pk, STATE_SK), *((pk, event_sk(event.key)) for event in change.events)]
-        state, events = ContactState(), {}
+        return self.load_changes([change])[contact_pk(change.source, change.contact_id)]
+
+    def load_changes(self, changes: Sequence[ContactChange]) -> dict[str, Loaded]:
+        """``load_change`` for changes of several contacts in as few reads as possible, by ``contact_pk``.
+
+        Raises:
+            StorageUnavailable: a read failed.
+        """
+        pks = [contact_pk(change.source, change.contact_id) for change in changes]
+        wanted = [
+            key
+            for pk, change in zip(pks, changes, strict=True)
+            for key in [(pk, STATE_SK), *((pk, event_sk(event.key)) for event in change.events)]
+        ]
+        loaded: dict[str, Loaded] = {pk: (ContactState(), {}) for pk in pks}
         for item in self._batch_get(wanted):
+            pk = str(item["pk"])
             if item["sk"] == STATE_SK:
-                state = _state_from_item(item)
+                loaded[pk] = (_state_from_item(item), loaded[pk][1])
             else:
-                events[str(item["event_key"])] = item
-        return state, events
+                loaded[pk][1][str(item["event_key"])] = item
+        return loaded
 
     def save_contact(self, source: str, contact_id: str, state: ContactState, *, now_ms: int) -> None:
         """Write the contact's state if nobody changed it since it was read (optimistic version check).
@@ -268,28 +301,31 @@ class EventStore:
         except BotoCoreError as exc:
             raise StorageUnavailable("could not save the contact state to DynamoDB") from exc
 
-    def record_outcomes(
-        self,
-        change: ContactChange,
-        outcomes: Sequence[tuple[SourceEvent, Outcome]],
-        *,
-        prior: Mapping[str, Mapping[str, Any]],
-        attempts: int,
-        now_ms: int,
-    ) -> None:
-        """Write each event's final item (its history continued from ``prior``, the items read before), batched.
+    def record_outcomes(self, messages: Sequence[MessageOutcomes]) -> None:
+        """Write each event's final item (its history continued from the item read before), batched.
 
-        Deliver is the only writer of a queued event's item, and a contact's changes are delivered
-        one at a time (its FIFO message group), so a read-then-put cannot lose a concurrent update.
+        ``messages`` may come from several Sphere calls (and several contacts): each event is written
+        with its own message's arrival time and receive count, and once (the first outcome of an event
+        that two messages carried). Deliver is the only writer of a queued event's item, and a
+        contact's changes are delivered one at a time (its FIFO message group), so a read-then-put
+        cannot lose a concurrent update.
 
         Raises:
             StorageUnavailable: a write failed or stayed unprocessed.
         """
-        items = [
-            self._outcome_item(change, event, outcome, prior.get(event.key), attempts=attempts, now_ms=now_ms)
-            for event, outcome in outcomes
-        ]
-        self._batch_put(items)
+        items: dict[tuple[str, str], dict[str, Any]] = {}
+        for message in messages:
+            for event, outcome in message.outcomes:
+                item = self._outcome_item(
+                    message.change,
+                    event,
+                    outcome,
+                    message.prior.get(event.key),
+                    attempts=message.attempts,
+                    now_ms=message.now_ms,
+                )
+                items.setdefault((item["pk"], item["sk"]), item)
+        self._batch_put(list(items.values()))
 
     def record_failure(
         self, change: ContactChange, events: Iterable[SourceEvent], outcome: Outcome, *, attempts: int, now_ms: int
