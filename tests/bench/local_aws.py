@@ -1,19 +1,24 @@
-"""The in-process stack the throughput and cost measures run on: moto with the template's resources, the stand-in.
+"""The stack the throughput and cost measures run on: moto with the template's resources, the stand-in.
 
 Like the test suite's ``pipeline`` fixture, but for a worker process: both real handlers, the
 environment the template gives each function (no test overrides: template timeouts and retry
 schedule), and a local event source mapping that counts what the real one would be billed for.
+Moto answers in this process (``mock_aws``: its time can be metered and subtracted), or, with
+``remote=True``, as a server in a process of its own: AWS then answers over HTTP from another core,
+as it would from another machine, and its CPU no longer competes with the function's threads.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import socket
+import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,10 +178,62 @@ class LocalAWS:
         self.messages_delivered = 0
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @contextmanager
-def local_aws(meter: MotoMeter) -> Iterator[LocalAWS]:
-    """Moto with the template's resources and the stand-in, the functions' environment set, caches cleared."""
-    with mock_aws(), SphereStandIn(token=LOCAL_SECRETS["SphereTokenSecretArn"], port=0) as standin:
+def _moto_server() -> Iterator[str]:
+    """Moto as a server in a process of its own, on a free local port; its endpoint URL.
+
+    Raises:
+        RuntimeError: it did not answer within 30 s.
+    """
+    port = _free_port()
+    server = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("moto's server did not start") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@contextmanager
+def local_aws(meter: MotoMeter, *, remote: bool = False) -> Iterator[LocalAWS]:
+    """Moto with the template's resources and the stand-in, the functions' environment set, caches cleared.
+
+    ``remote``: moto runs as a server in its own process (``AWS_ENDPOINT_URL`` points every client at it).
+    """
+    with ExitStack() as stack:
+        if remote:
+            endpoint = stack.enter_context(_moto_server())
+            previous = os.environ.get("AWS_ENDPOINT_URL")
+            os.environ["AWS_ENDPOINT_URL"] = endpoint
+            stack.callback(
+                lambda: (
+                    os.environ.__setitem__("AWS_ENDPOINT_URL", previous)
+                    if previous is not None
+                    else os.environ.pop("AWS_ENDPOINT_URL", None)
+                )
+            )
+        else:
+            stack.enter_context(mock_aws())
+        standin = stack.enter_context(SphereStandIn(token=LOCAL_SECRETS["SphereTokenSecretArn"], port=0))
         session = boto3.session.Session()
         resources = create_resources(
             dynamodb=session.client("dynamodb"),

@@ -105,7 +105,9 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 86400:.0f} days"
 
 
-def scale_section(cost: dict[str, Any], init_ms: dict[str, float], sphere_latency_s: float = 0.1) -> Section:
+def scale_section(
+    cost: dict[str, Any], init_ms: dict[str, float], measured_rate: float | None = None, sphere_latency_s: float = 0.1
+) -> Section:
     """Measure 6: absorbing and draining 1 M contacts × 6 properties, from the batch scenario's measured unit costs."""
     bulk, t = Import(), TemplateFigures.read()
     batch = cost["batch"]
@@ -115,7 +117,8 @@ def scale_section(cost: dict[str, Any], init_ms: dict[str, float], sphere_latenc
     messages = bulk.contacts
     absorb_s = bulk.webhooks / t.api_rate
     bound = t.max_concurrency * t.batch_size / sphere_latency_s
-    drain_rate = min(bound, t.sphere_ceiling) if t.sphere_ceiling else bound
+    reachable = min(bound, measured_rate) if measured_rate else bound
+    drain_rate = min(reachable, t.sphere_ceiling) if t.sphere_ceiling else reachable
     drain_s = messages / drain_rate
     receive_reads = t.api_rate * bulk.batch_events * 0.5
     per_message_writes = 1 + events_per_message  # the contact's state, then each event's outcome item
@@ -142,7 +145,9 @@ def scale_section(cost: dict[str, Any], init_ms: dict[str, float], sphere_latenc
             "time to drain",
             _duration(drain_s),
             f"{drain_rate:,.0f} PATCH/s: the bound {t.max_concurrency} invocations × {t.batch_size} messages ÷ "
-            f"{sphere_latency_s * 1000:.0f} ms = {bound:,.0f}/s, Sphere's ceiling {ceiling}",
+            f"{sphere_latency_s * 1000:.0f} ms = {bound:,.0f}/s"
+            + (f", measure 3's {measured_rate:,.0f}/s (moto in its own process)" if measured_rate else "")
+            + f", Sphere's ceiling {ceiling}: the lowest",
         ),
         (
             "queue retention",

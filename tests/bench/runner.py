@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.cold_start import cold_start_section, init_ms, measure_cold_starts
 from bench.config import REPO, Config
 from bench.cost_report import cost_section
-from bench.delivery import delivery_section
+from bench.delivery import delivery_section, system_rate
 from bench.layer import prepare_layers
 from bench.machine import describe_machine
 from bench.memory import memory_section
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         delivery_section(delivery),
         cost_section(cost, init_ms(runs)),
         memory_section(runs, receive),
-        scale_section(cost, init_ms(runs)),
+        scale_section(cost, init_ms(runs), system_rate(delivery)),
     ]
     elapsed = time.monotonic() - started
     header = [
