@@ -224,9 +224,11 @@ def delivery_section(raw: dict[str, Any]) -> Section:
         "counted, for the container's first connections) in a fresh stack whose "
         "AWS is `python -m moto.server` in a process of its own, reached over HTTP on 127.0.0.1 "
         "(`AWS_ENDPOINT_URL`): its CPU runs on the machine's other core, and each AWS call is a real round trip "
-        "that the deliver threads overlap, as with AWS. Nothing is subtracted: this is the wall time. It is "
-        "the figure closest to Lambda, except that the function here has a whole core; at the MemorySize's share "
-        "of a vCPU its own CPU per batch stretches (measure 5).",
+        "that the deliver threads overlap, as with AWS. Nothing is subtracted: this is the wall time. Moto's "
+        "server answers `Connection: close`, so every AWS call here also opens a TCP connection (the SDK keeps "
+        "AWS's alive), and it shares this machine's two cores with the function: a pessimistic figure. The "
+        "function has a whole core here; at its MemorySize's share of a vCPU its own CPU per batch stretches "
+        "(measure 5).",
         "",
         f"Coalescing: {len(raw['coalesced'])} contacts each get {size} email changes, one webhook each, queued "
         f"before deliver runs; each invocation gets one contact's {size} messages and makes one Sphere call with "
