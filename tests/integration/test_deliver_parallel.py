@@ -225,7 +225,7 @@ def test_a_429_holds_the_containers_later_calls_until_its_retry_after(
     assert [failure["itemIdentifier"] for failure in response["batchItemFailures"]] == [b["messageId"]]
     assert [(request.customer_id, request.status) for request in pipeline.standin.requests] == [(customer(1), 429)]
     [seconds] = [seconds for handle, seconds in visibility_changes if handle == b["receiptHandle"]]
-    assert 7 <= seconds <= 8
+    assert 4 <= seconds <= 8  # what is left of the 7 s pause, rounded up (a slow machine may have used some)
     item = stored(pipeline, queued[1][1])
     assert (item["status"], item["reason"]) == ("retrying", SphereCallsHeld(retry_after=7).message)
 
