@@ -15,6 +15,7 @@ messages of one contact, coalesced into one Sphere call.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,27 +41,14 @@ def collect(options: dict[str, Any]) -> dict[str, Any]:
     """Deliver ``options["batches"]`` full batches at 100 ms Sphere latency, then as many of one contact each."""
     from bench.local_aws import local_aws
     from bench.moto_meter import MotoMeter
-    from bench.workload import customer_id, single_change
+    from bench.workload import single_change
 
     batch_size, concurrency = mapping_settings()
     batches = int(options["batches"])
     contacts = range(1, batches * batch_size + 1)
     busy = range(contacts.stop, contacts.stop + batches)  # the coalescing case: batch_size changes each
     with local_aws(MotoMeter.install()) as stack:
-        for number in [*contacts, *busy]:
-            stack.standin.add_customer(customer_id(number))
-        mapped = [*contacts, *busy]
-        for start in range(0, len(mapped), batch_size):
-            stack.post(
-                [
-                    single_change(n, "sphere_customer_id", customer_id(n), at=1_000)[0]
-                    for n in mapped[start : start + batch_size]
-                ]
-            )
-        stack.drain()
-        for number in contacts:
-            stack.post(single_change(number, "email", f"user{number}@example.com", at=2_000))
-        stack.forget()
+        _prepare(stack, [*contacts, *busy], contacts, batch_size)
         patches_before, connections_before = len(stack.standin.patches()), stack.standin.connection_count
         stack.standin.set_latency(SPHERE_LATENCY_SECONDS)
         runs = _deliver_batches(stack, batches, batch_size)
@@ -69,7 +57,7 @@ def collect(options: dict[str, Any]) -> dict[str, Any]:
             for change in range(batch_size):
                 stack.post(single_change(number, "email", f"user{number}.{change}@example.com", at=3_000 + change))
         coalesced = _deliver_batches(stack, batches, batch_size)
-        return {
+        measured = {
             "runs": runs,
             "coalesced": coalesced,
             "coalesced_patches": len(stack.standin.patches()) - patches_before - patches,
@@ -79,8 +67,9 @@ def collect(options: dict[str, Any]) -> dict[str, Any]:
             "patches": patches,
             "connections": connections - connections_before,
             "connections_after": stack.standin.connection_count - connections_before,
-            "remote": _remote_runs(batches, batch_size),
         }
+    # Once the in-process moto is gone: the remote run's clients must reach the server, not the mock.
+    return {**measured, "remote": _remote_runs(batches, batch_size)}
 
 
 def _remote_runs(batches: int, batch_size: int) -> list[dict[str, Any]]:
@@ -91,26 +80,33 @@ def _remote_runs(batches: int, batch_size: int) -> list[dict[str, Any]]:
     """
     from bench.local_aws import local_aws
     from bench.moto_meter import MotoMeter
-    from bench.workload import customer_id, single_change
 
     contacts = range(1, (batches + 1) * batch_size + 1)
     with local_aws(MotoMeter(), remote=True) as stack:
-        for number in contacts:
-            stack.standin.add_customer(customer_id(number))
-        for start in range(0, len(contacts), batch_size):
-            stack.post(
-                [
-                    single_change(n, "sphere_customer_id", customer_id(n), at=1_000)[0]
-                    for n in contacts[start : start + batch_size]
-                ]
-            )
-        stack.drain()
-        for number in contacts:
-            stack.post(single_change(number, "email", f"user{number}@example.com", at=2_000))
-        stack.forget()
+        _prepare(stack, list(contacts), contacts, batch_size)
         stack.standin.set_latency(SPHERE_LATENCY_SECONDS)
         _deliver_batches(stack, 1, batch_size)
         return _deliver_batches(stack, batches, batch_size)
+
+
+def _prepare(stack: LocalAWS, known: Sequence[int], changed: Iterable[int], batch_size: int) -> None:
+    """Contacts ``known`` to Sphere with their customer id delivered (not counted), then an email change of each
+    of ``changed`` queued: one webhook, one message, one PATCH each."""
+    from bench.workload import customer_id, single_change
+
+    for number in known:
+        stack.standin.add_customer(customer_id(number))
+    for start in range(0, len(known), batch_size):
+        stack.post(
+            [
+                single_change(n, "sphere_customer_id", customer_id(n), at=1_000)[0]
+                for n in known[start : start + batch_size]
+            ]
+        )
+    stack.drain()
+    for number in changed:
+        stack.post(single_change(number, "email", f"user{number}@example.com", at=2_000))
+    stack.forget()
 
 
 def _deliver_batches(stack: LocalAWS, batches: int, batch_size: int) -> list[dict[str, Any]]:

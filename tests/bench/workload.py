@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from devstack.crm import FULL_CONTACT, hubspot_event, hubspot_request
-from devstack.lambda_events import http_api_event, sqs_record
+from devstack.lambda_events import sqs_record, webhook_event
 from devstack.pipeline import PUBLIC_BASE_URL
 from devstack.resources import LOCAL_SECRETS
 from webhook_adapter.model import ContactChange, ContactField, SourceEvent
@@ -75,14 +75,7 @@ def receive_event(events: list[dict[str, Any]]) -> dict[str, Any]:
     """API Gateway's event for a HubSpot batch posted now, signed for the configured public URL."""
     url = f"{PUBLIC_BASE_URL}/webhooks/hubspot"
     headers, body = hubspot_request(events, secret=LOCAL_SECRETS["HubSpotSecretArn"], url=url)
-    return http_api_event(
-        "POST",
-        "/webhooks/hubspot",
-        headers=headers,
-        body=body,
-        path_parameters={"source": "hubspot"},
-        route_key="POST /webhooks/{source}",
-    )
+    return webhook_event("hubspot", headers, body)
 
 
 def _source_event(event: dict[str, Any]) -> SourceEvent:

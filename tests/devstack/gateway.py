@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from devstack.lambda_events import LambdaContext, http_api_event
+from devstack.lambda_events import LambdaContext, webhook_event
 
 __all__ = ["LocalGateway"]
 
@@ -86,15 +86,7 @@ class LocalGateway:
         for name, value in request.headers.items():
             key = name.lower()
             headers[key] = f"{headers[key]},{value}" if key in headers else value
-        event = http_api_event(
-            method,
-            parts.path,
-            headers=headers,
-            body=body,
-            query=parts.query,
-            path_parameters={"source": match["source"]},
-            route_key="POST /webhooks/{source}",
-        )
+        event = webhook_event(match["source"], headers, body, query=parts.query)
         with self._container:
             response = self._handler(event, LambdaContext(function_name="receive"))
         payload = response.get("body") or ""

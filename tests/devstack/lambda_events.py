@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LambdaContext", "http_api_event", "sqs_event", "sqs_record"]
+__all__ = ["LambdaContext", "http_api_event", "sqs_event", "sqs_record", "webhook_event"]
 
 
 @dataclass
@@ -72,6 +72,21 @@ def http_api_event(
         "body": base64.b64encode(body).decode(),
         "isBase64Encoded": True,
     }
+
+
+def webhook_event(
+    source: str, headers: Mapping[str, str], body: bytes, *, method: str = "POST", query: str = ""
+) -> dict[str, Any]:
+    """The HTTP API event of the receive function's route (``POST /webhooks/{source}``) for one request."""
+    return http_api_event(
+        method,
+        f"/webhooks/{source}",
+        headers=headers,
+        body=body,
+        query=query,
+        path_parameters={"source": source},
+        route_key="POST /webhooks/{source}",
+    )
 
 
 def sqs_record(

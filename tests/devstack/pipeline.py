@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from devstack.crm import generic_request, hubspot_request
-from devstack.lambda_events import LambdaContext, http_api_event
+from devstack.lambda_events import LambdaContext, webhook_event
 from devstack.poller import QueuePoller
 from devstack.resources import LOCAL_SECRETS, LocalResources, function_environment
 from devstack.sphere_standin import SphereStandIn
@@ -65,16 +65,7 @@ class Pipeline:
         self, source: str, headers: dict[str, str], body: bytes, *, query: str = "", method: str = "POST"
     ) -> Answer:
         """Invoke the receive function as API Gateway does for ``POST /webhooks/{source}``."""
-        path = f"/webhooks/{source}"
-        event = http_api_event(
-            method,
-            path,
-            headers=headers,
-            body=body,
-            query=query,
-            path_parameters={"source": source},
-            route_key="POST /webhooks/{source}",
-        )
+        event = webhook_event(source, headers, body, method=method, query=query)
         response = self.receive_handler(event, LambdaContext(function_name="receive"))
         return Answer(
             status=int(response["statusCode"]),

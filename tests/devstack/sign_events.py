@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.crm import generic_request, hubspot_event, hubspot_request
-from devstack.lambda_events import http_api_event, sqs_event, sqs_record
+from devstack.lambda_events import sqs_event, sqs_record, webhook_event
 from devstack.resources import LOCAL_SECRETS, secrets_from_environment
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID, SEED_KYC_SUBMITTED_ID
 from webhook_adapter.enqueue import deduplication_id, message_group_id
@@ -30,14 +30,7 @@ _QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:crm-sphere-webhooks-changes.fif
 
 
 def _receive_event(source: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
-    event = http_api_event(
-        "POST",
-        f"/webhooks/{source}",
-        headers={**headers, "host": "127.0.0.1:3000"},
-        body=body,
-        path_parameters={"source": source},
-        route_key="POST /webhooks/{source}",
-    )
+    event = webhook_event(source, {**headers, "host": "127.0.0.1:3000"}, body)
     # Readable in the console: the body as text (API Gateway sends JSON bodies so too).
     event["body"], event["isBase64Encoded"] = body.decode(), False
     return event

@@ -25,7 +25,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from devstack.lambda_events import LambdaContext, http_api_event
+from devstack.lambda_events import LambdaContext, webhook_event
 from devstack.pipeline import PUBLIC_BASE_URL, Answer, Pipeline
 from devstack.resources import LOCAL_SECRETS, create_resources, function_environment
 from devstack.sphere_standin import SphereStandIn
@@ -114,14 +114,7 @@ class Case:
 
 def api_event(source: str, headers: dict[str, str], body: bytes) -> Event:
     """The HTTP API event for ``POST /webhooks/{source}`` (repeated header names are joined with commas)."""
-    return http_api_event(
-        "POST",
-        f"/webhooks/{source}",
-        headers=headers,
-        body=body,
-        path_parameters={"source": source},
-        route_key="POST /webhooks/{source}",
-    )
+    return webhook_event(source, headers, body)
 
 
 def send(pipeline: Pipeline, event: Event) -> Answer:

@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from devstack.crm import generic_request, hubspot_event, hubspot_request
 from devstack.kit import fail_once
-from devstack.lambda_events import LambdaContext, http_api_event
+from devstack.lambda_events import LambdaContext, webhook_event
 from devstack.pipeline import PUBLIC_BASE_URL, Answer, Pipeline
 from devstack.resources import LOCAL_SECRETS
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
@@ -646,14 +646,7 @@ def test_bad_input_is_answered_with_its_status_and_recorded_as_refused(
         # Given an API Gateway event whose body claims to be base64 but is not
         start = now_ms()
         body = good_batch_body(start)
-        event = http_api_event(
-            "POST",
-            "/webhooks/hubspot",
-            headers=hubspot_headers(body),
-            body=body,
-            path_parameters={"source": "hubspot"},
-            route_key="POST /webhooks/{source}",
-        )
+        event = webhook_event("hubspot", hubspot_headers(body), body)
         event["body"], event["isBase64Encoded"] = "this is *not* base64!", True
 
         # When the receive function is invoked with it
@@ -1014,14 +1007,7 @@ def test_an_event_whose_headers_were_not_lower_cased_is_verified(pipeline: Pipel
             batch = [hubspot_event(7, "email", "ada@example.com", occurred_at=now_ms(), event_id=number)]
             headers, body = hubspot_request(batch, secret=HUBSPOT_SECRET, url=HUBSPOT_URL)
             headers["X-HubSpot-Signature-V3"] = headers.pop("X-HubSpot-Signature-v3")
-            event = http_api_event(
-                "POST",
-                "/webhooks/hubspot",
-                headers=headers,
-                body=body,
-                path_parameters={"source": "hubspot"},
-                route_key="POST /webhooks/{source}",
-            )
+            event = webhook_event("hubspot", headers, body)
             event["headers"] = dict(headers)
             if not base64_body:
                 event["body"], event["isBase64Encoded"] = body.decode(), False
