@@ -31,21 +31,8 @@ from devstack.kit import (
 from devstack.lambda_events import sqs_record
 from devstack.pipeline import Pipeline
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
-from webhook_adapter import aws
 
 CONTACT = 301
-
-
-@pytest.fixture
-def visibility_changes(pipeline: Pipeline) -> list[tuple[str, int]]:
-    """Every ``ChangeMessageVisibility`` the adapter asks for: (receipt handle, seconds)."""
-    calls: list[tuple[str, int]] = []
-
-    def spy(params: dict[str, Any], **_: Any) -> None:
-        calls.append((params["ReceiptHandle"], int(params["VisibilityTimeout"])))
-
-    aws.sqs().meta.events.register("provide-client-params.sqs.ChangeMessageVisibility", spy)
-    return calls
 
 
 def mapped_contact(pipeline: Pipeline, start: int) -> None:

@@ -39,18 +39,6 @@ from webhook_adapter.errors import StorageUnavailable
 from webhook_adapter.store import EventStore
 
 
-@pytest.fixture
-def visibility_changes(pipeline: Pipeline) -> list[tuple[str, int]]:
-    """Every ``ChangeMessageVisibility`` the adapter asks for: (receipt handle, seconds)."""
-    calls: list[tuple[str, int]] = []
-
-    def spy(params: dict[str, Any], **_: Any) -> None:
-        calls.append((params["ReceiptHandle"], int(params["VisibilityTimeout"])))
-
-    aws.sqs().meta.events.register("provide-client-params.sqs.ChangeMessageVisibility", spy)
-    return calls
-
-
 def test_a_secrets_manager_failure_is_retried_like_a_sphere_503(pipeline: Pipeline) -> None:
     # Given Secrets Manager cannot be reached for the deliver function's first read of Sphere's token
     failures = iter([EndpointConnectionError(endpoint_url="https://secretsmanager.us-east-1.amazonaws.com")])
