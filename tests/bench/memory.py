@@ -12,7 +12,8 @@ resident memory (measured as the growth of RSS while they were set up) is report
 from __future__ import annotations
 
 from bench.cold_start import ColdRuns
-from bench.pricing import ASSUMPTIONS
+from bench.prices import PRICES
+from bench.pricing import ASSUMPTIONS, cpu_stretch
 from bench.receive_cpu import cold_cpu_values
 from bench.report import Row, Section, markdown_table
 from bench.stats import Summary, mb
@@ -33,9 +34,9 @@ def _choice(runs: ColdRuns, receive: dict[str, object]) -> list[str]:
     warm_cpu = Summary.of(single["cpu_ms"]).median
     table, dollars = [], {}
     for memory in _CANDIDATES_MB:
-        scale = max(1.0, 1769 / memory)
+        scale = cpu_stretch(memory)
         warm_ms = warm_cpu * scale + _AWS_WAIT_MS
-        dollars[memory] = warm_ms / 1000 * memory / 1024 * 0.0000133334 * 1e6
+        dollars[memory] = warm_ms / 1000 * memory / 1024 * PRICES["lambda_arm_gb_second"].dollars * 1e6
         table.append(
             (
                 f"{memory} MB" + (" (chosen)" if memory == ASSUMPTIONS.memory_mb["receive"] else ""),

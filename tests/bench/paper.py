@@ -14,8 +14,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from bench.delivery import mapping_settings
 from bench.prices import PRICES
-from bench.pricing import price
+from bench.pricing import function_memory_mb, price
 from bench.report import Row, Section, markdown_table
 from devstack.resources import load_template
 
@@ -71,26 +72,15 @@ class TemplateFigures:
         template = load_template()
         resources, parameters = template["Resources"], template.get("Parameters", {})
         stage = resources["HttpApi"]["Properties"]["DefaultRouteSettings"]
-        deliver = resources["DeliverFunction"]["Properties"]
-        mapping = next(iter(deliver["Events"].values()))["Properties"]
-        globals_memory = int(template["Globals"]["Function"].get("MemorySize", 128))
-        memory = {
-            name: int(resources[f"{name.capitalize()}Function"]["Properties"].get("MemorySize", globals_memory))
-            for name in ("receive", "deliver")
-        }
+        batch_size, max_concurrency = mapping_settings()
         ceiling = parameters.get("SphereMaxCallsPerSecond", {}).get("Default")
-
-        def value(setting: Any) -> Any:
-            """A setting, or the default of the parameter it refers to."""
-            return parameters[setting["Ref"]]["Default"] if isinstance(setting, dict) and "Ref" in setting else setting
-
         return cls(
             api_rate=float(stage["ThrottlingRateLimit"]),
             api_burst=float(stage["ThrottlingBurstLimit"]),
-            batch_size=int(value(mapping["BatchSize"])),
-            max_concurrency=int(value(mapping["ScalingConfig"]["MaximumConcurrency"])),
+            batch_size=batch_size,
+            max_concurrency=max_concurrency,
             retention_seconds=int(resources["ChangesQueue"]["Properties"]["MessageRetentionPeriod"]),
-            memory_mb=memory,
+            memory_mb=function_memory_mb(),
             sphere_ceiling=float(ceiling) if ceiling not in (None, "") else None,
         )
 

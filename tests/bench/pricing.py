@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.prices import PRICES
 
-__all__ = ["ASSUMPTIONS", "Assumptions", "CostLine", "price"]
+__all__ = ["ASSUMPTIONS", "VCPU_MB", "Assumptions", "CostLine", "cpu_stretch", "function_memory_mb", "price"]
 
 _PLATFORM_LINES = (
     "START RequestId: 0f3c7a52-5d2e-4a57-9a63-3b1f5c2e8d41 Version: $LATEST\n"
@@ -51,6 +51,15 @@ def _access_log_bytes() -> int:
     for variable, value in sorted(_ACCESS_VALUES.items(), key=lambda pair: -len(pair[0])):
         line = line.replace(variable, value)
     return len(line.encode()) + 1
+
+
+VCPU_MB = 1769
+"""Lambda gives a function one full vCPU at 1,769 MB of memory, and CPU in proportion below it."""
+
+
+def cpu_stretch(memory_mb: int) -> float:
+    """How much longer CPU-bound work takes at ``memory_mb`` than on one full vCPU."""
+    return max(1.0, VCPU_MB / memory_mb)
 
 
 def _deliver_threads() -> int:
@@ -108,8 +117,8 @@ class Assumptions:
         return self.memory_mb[function] / 1024
 
     def cpu_scale(self, function: str) -> float:
-        """How much longer CPU-bound work takes at ``function``'s memory than on one full vCPU (1,769 MB)."""
-        return max(1.0, 1769 / self.memory_mb[function])
+        """How much longer CPU-bound work takes at ``function``'s memory than on one full vCPU."""
+        return cpu_stretch(self.memory_mb[function])
 
     @property
     def platform_log_bytes(self) -> float:
