@@ -33,10 +33,8 @@ def mask_request(body: dict[str, Any]) -> dict[str, Any]:
         return dict(body)
     masked: dict[str, Any] = json.loads(json.dumps(body))  # a deep copy holding only JSON types
     for path in present:
-        *parents, name = path.split(".")
-        node = masked
-        for parent in parents:
-            node = node[parent]
+        parent, _, name = path.rpartition(".")
+        node = lookup(masked, parent) if parent else masked
         node[name] = [ERASED] * len(node[name]) if isinstance(node[name], list) else ERASED
     return masked
 
