@@ -106,13 +106,13 @@ def _success_result(response: httpx.Response, sent: dict[str, Any]) -> SphereRes
     except (json.JSONDecodeError, UnicodeDecodeError, ValidationError):
         return SphereResult(http_status=response.status_code)
     profile = next((p for p in customer.verification_profiles if p.name == KYC_PROFILE), None)
+    errors = profile.criteria.errors if profile else []
+    sent_values = list(text_values(sent)) if errors else []
     return SphereResult(
         http_status=response.status_code,
         updated_at=customer.updated_at,
         kyc_status=profile.status if profile else None,
-        kyc_errors=[redact_text(str(error), text_values(sent))[:_MAX_DETAIL] for error in profile.criteria.errors]
-        if profile
-        else [],
+        kyc_errors=[redact_text(str(error), sent_values)[:_MAX_DETAIL] for error in errors],
     )
 
 
