@@ -2,42 +2,46 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from webhook_adapter.api import answer_webhook, error_body
+from webhook_adapter.sources.base import Answer, json_answer
 from webhook_adapter.telemetry import flushed
 
 logger = Logger()
 app = APIGatewayHttpResolver()
 
 
-def _json(status: int, body: dict[str, Any]) -> Response[str]:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
+def _response(answer: Answer) -> Response[str]:
+    return Response(
+        status_code=answer.status, content_type=answer.content_type, body=answer.body, headers=dict(answer.headers)
+    )
 
 
 @app.post("/webhooks/<source>")
 def webhook(source: str) -> Response[str]:
-    """Verify, queue and record the CRM's webhook; 202 with the accepted event ids."""
-    return _json(*answer_webhook(app.current_event, source))
+    """Verify, queue and record the CRM's webhook; 202 with the accepted event ids (or the source's own answer)."""
+    return _response(answer_webhook(app.current_event, source))
 
 
 @app.not_found
 def not_found(_: Exception) -> Response[str]:
     """Anything but ``POST /webhooks/{source}``."""
-    return _json(404, error_body("not_found", "no such route; webhooks are POSTed to /webhooks/{source}"))
+    return _response(
+        json_answer(404, error_body("not_found", "no such route; webhooks are POSTed to /webhooks/{source}"))
+    )
 
 
 @app.exception_handler(Exception)  # type: ignore[untyped-decorator]  # Powertools leaves it untyped
 def unexpected(_: Exception) -> Response[str]:
     """A fault of ours, not of the request: a JSON 500 (the CRM retries), the traceback in the log only."""
     logger.exception("receive failed unexpectedly")
-    return _json(500, error_body("internal_error", "the webhook could not be processed; retry later"))
+    return _response(json_answer(500, error_body("internal_error", "the webhook could not be processed; retry later")))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

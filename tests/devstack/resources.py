@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 __all__ = [
+    "LOCAL_PARAMETERS",
     "LOCAL_SECRETS",
     "TEMPLATE",
     "LocalResources",
@@ -51,6 +52,9 @@ LOCAL_SECRETS = {
 
 SECRET_VARIABLES = {"HubSpotSecretArn": "HUBSPOT_CLIENT_SECRET", "GenericSecretArn": "GENERIC_WEBHOOK_SECRET"}
 """The environment variables that override the local signing secrets (``make run``, ``make events``)."""
+
+LOCAL_PARAMETERS: dict[str, str] = {}
+"""Values of the template's other per-source parameters on the local stack (allow-lists, custom field keys)."""
 
 _NO_VALUE = object()
 
@@ -222,7 +226,7 @@ def create_resources(
     default); ``parameters`` overrides other template parameters.
     """
     template = load_template(template_path)
-    resolver = Resolver(template, dict(parameters or {}))
+    resolver = Resolver(template, {**LOCAL_PARAMETERS, **(parameters or {})})
     resources = template["Resources"]
 
     arns: dict[str, str] = {}

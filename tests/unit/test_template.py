@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from devstack.cfn_yaml import load_template, parse_template
-from webhook_adapter.settings import DeliverSettings, ReceiveSettings
+from webhook_adapter.settings import DeliverSettings, ReceiveSettings, env_prefix
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -40,6 +40,7 @@ PSEUDO_PARAMETERS = {
     "AWS::Partition": "aws",
     "AWS::AccountId": "123456789012",
     "AWS::URLSuffix": "amazonaws.com",
+    "AWS::NoValue": "AWS::NoValue",
 }
 """Pseudo parameters, for rendering values as a deployment would see them."""
 
@@ -155,6 +156,9 @@ def condition_holds(template: dict[str, Any], condition: Any) -> bool:
     raise AssertionError(f"cannot evaluate condition {condition}")
 
 
+_NO_VALUE = "AWS::NoValue"
+
+
 def render(template: dict[str, Any], value: Any) -> str:
     """The string a deployment with default parameters would give ``value`` (resources get stand-in names)."""
     if not isinstance(value, dict):
@@ -178,6 +182,10 @@ def render(template: dict[str, Any], value: Any) -> str:
             return render(template, {"Ref": name})
 
         return re.sub(r"\$\{([^}!][^}]*)\}", substitute, text)
+    if "Fn::Join" in value:
+        separator, items = value["Fn::Join"]
+        rendered = (render(template, item) for item in items)
+        return separator.join(text for text in rendered if text != _NO_VALUE)
     raise AssertionError(f"cannot render {value}")
 
 
@@ -321,8 +329,12 @@ def test_receive_may_store_enqueue_and_read_the_source_secrets_only(template: di
     # Given the receive function's role
     grants = role_grants(template, "ReceiveFunctionRole")
 
-    # Then it reaches the table, the queue, the two source secrets and its own logs, nothing else
+    # Then it reaches the table, the queue, the secrets of the sources given one and its own logs, nothing else
     table = [{"Fn::GetAtt": ["EventsTable", "Arn"]}]
+    secrets = [
+        {"Fn::If": [f"Has{name.removesuffix('Arn')}", {"Ref": name}, {"Ref": "AWS::NoValue"}]}
+        for name in source_secret_parameters(template)
+    ]
     assert grants == {
         "logs:CreateLogStream": [{"Fn::GetAtt": ["ReceiveLogGroup", "Arn"]}],
         "logs:PutLogEvents": [{"Fn::GetAtt": ["ReceiveLogGroup", "Arn"]}],
@@ -332,7 +344,7 @@ def test_receive_may_store_enqueue_and_read_the_source_secrets_only(template: di
         "dynamodb:BatchWriteItem": table,
         "dynamodb:PutItem": table,
         "sqs:SendMessage": [{"Fn::GetAtt": ["ChangesQueue", "Arn"]}],
-        "secretsmanager:GetSecretValue": [{"Ref": "HubSpotSecretArn"}, {"Ref": "GenericSecretArn"}],
+        "secretsmanager:GetSecretValue": secrets,
     }
 
 
@@ -361,16 +373,25 @@ def test_deliver_may_poll_back_off_record_and_read_the_sphere_token_only(templat
     }
 
 
+def source_secret_parameters(template: dict[str, Any]) -> list[str]:
+    """The template's source secret parameters (every ``*SecretArn`` but Sphere's token), in template order."""
+    return [name for name in template["Parameters"] if name.endswith("SecretArn") and name != "SphereTokenSecretArn"]
+
+
 def test_secret_parameters_take_only_complete_secret_arns(template: dict[str, Any]) -> None:
-    # Given the three secret parameters
-    for name in ("SphereTokenSecretArn", "HubSpotSecretArn", "GenericSecretArn"):
+    # Given the secret parameters: Sphere's token (required) and one per source (empty turns the source off)
+    for name in ("SphereTokenSecretArn", *source_secret_parameters(template)):
         pattern = template["Parameters"][name]["AllowedPattern"]
 
         # Then a complete ARN passes, and a partial one (which IAM would not match) or another service's fails
         assert re.fullmatch(pattern, SAMPLE_SECRET_ARN)
         assert not re.fullmatch(pattern, SAMPLE_SECRET_ARN.removesuffix("-AbC123"))
         assert not re.fullmatch(pattern, "arn:aws:ssm:eu-west-1:123456789012:parameter/crm-AbC123")
-        assert "Default" not in template["Parameters"][name]
+        if name == "SphereTokenSecretArn":
+            assert "Default" not in template["Parameters"][name]
+        else:
+            assert template["Parameters"][name]["Default"] == ""
+            assert re.fullmatch(pattern, "")
 
 
 # ----------------------------------------------------------------------------------------------------- storage
@@ -670,15 +691,20 @@ def test_the_required_variables_are_where_they_are_needed(template: dict[str, An
     assert receive["TABLE_NAME"] == deliver["TABLE_NAME"] == {"Ref": "EventsTable"}
 
 
-def test_every_enabled_source_has_its_secret(template: dict[str, Any]) -> None:
-    # Given the sources the receive function answers for
+def test_a_source_is_enabled_exactly_when_its_secret_is_given(template: dict[str, Any]) -> None:
+    # Given the sources the receive function may answer for, each behind its secret's condition
     environment = function_environment(template, "ReceiveFunction")
-    sources = [name.strip() for name in environment["ENABLED_SOURCES"].split(",") if name.strip()]
+    separator, choices = environment["ENABLED_SOURCES"]["Fn::Join"]
+    assert separator == ","
 
-    # Then each reads its signing secret from a parameter
-    assert sources
-    for source in sources:
-        assert environment[f"{source.upper()}_SECRET_ID"]["Ref"] in template["Parameters"]
+    for choice in choices:
+        condition, source, otherwise = choice["Fn::If"]
+        # Then the condition is "its secret parameter is not empty", and the source reads that parameter
+        parameter = environment[f"{env_prefix(source)}_SECRET_ID"]["Ref"]
+        assert condition == f"Has{parameter.removesuffix('Arn')}"
+        assert template["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, ""]}]}
+        assert otherwise == {"Ref": "AWS::NoValue"}
+    assert len(choices) == len(source_secret_parameters(template))
 
 
 @pytest.mark.parametrize(
@@ -689,8 +715,10 @@ def test_no_variable_is_set_that_nothing_reads(
 ) -> None:
     # Given the function's environment, its settings model and the sources it serves
     environment = function_environment(template, function_id)
-    sources = environment.get("ENABLED_SOURCES", "")
-    prefixes = tuple(f"{name.strip().upper()}_" for name in str(sources).split(",") if name.strip())
+    sources = [
+        choice["Fn::If"][1] for choice in environment.get("ENABLED_SOURCES", {"Fn::Join": [",", []]})["Fn::Join"][1]
+    ]
+    prefixes = tuple(f"{env_prefix(name)}_" for name in sources)
 
     # Then every variable is a setting, a source's setting or Powertools' (a misspelt name would be silently ignored)
     unknown = {
@@ -734,15 +762,11 @@ def test_outputs_give_the_webhook_urls_and_the_resources_operators_need(template
     # Given the outputs
     outputs = template["Outputs"]
 
-    # Then the webhook URLs, the API endpoint, the table and both queues are there
-    assert set(outputs) == {
-        "HubSpotWebhookUrl",
-        "GenericWebhookUrl",
-        "ApiEndpoint",
-        "EventsTableName",
-        "ChangesQueueUrl",
-        "DeadLetterQueueUrl",
-    }
+    # Then each source's webhook URL (shown when its secret is given), the API endpoint, the table and both queues
+    sources = {f"{name.removesuffix('SecretArn')}WebhookUrl": name for name in source_secret_parameters(template)}
+    assert set(outputs) == {*sources, "ApiEndpoint", "EventsTableName", "ChangesQueueUrl", "DeadLetterQueueUrl"}
+    for output, parameter in sources.items():
+        assert outputs[output]["Condition"] == f"Has{parameter.removesuffix('Arn')}"
     # And with default parameters the webhook URLs are the API's endpoint plus the route
     assert render(template, outputs["HubSpotWebhookUrl"]["Value"]) == (
         "https://httpapi-id.execute-api.eu-west-1.amazonaws.com/webhooks/hubspot"

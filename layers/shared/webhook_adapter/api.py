@@ -1,4 +1,4 @@
-"""HTTP at the rim of the receive step: API Gateway (payload 2.0) in, status and JSON body out.
+"""HTTP at the rim of the receive step: API Gateway (payload 2.0) in, the answer in the source's format out.
 
 Also the receive function's wiring (``receiver()``), built once per warm container.
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -26,7 +26,7 @@ from webhook_adapter.runtime import cached
 from webhook_adapter.secrets import read_secret_values
 from webhook_adapter.settings import receive_settings
 from webhook_adapter.sources import WebhookRequest
-from webhook_adapter.sources.base import describe_validation_error
+from webhook_adapter.sources.base import Answer, describe_validation_error, json_answer
 from webhook_adapter.store import EventStore
 from webhook_adapter.telemetry import count
 
@@ -90,13 +90,12 @@ def request_from_event(
     )
 
 
-def answer_webhook(
-    event: APIGatewayProxyEventV2, source: str, *, build: Callable[[], Receiver] = receiver
-) -> tuple[int, dict[str, Any]]:
-    """Receive one webhook and say how it went: ``202`` with the accepted event ids, or an error.
+def answer_webhook(event: APIGatewayProxyEventV2, source: str, *, build: Callable[[], Receiver] = receiver) -> Answer:
+    """Receive one webhook and answer in the source's format: ``202`` with the accepted event ids, or an error.
 
     Never raises: bad input gets its 4xx (and is recorded), a failure to store gets a 5xx so the
-    CRM retries, and a misconfiguration gets a 500 that names the setting, not its value.
+    CRM retries, and a misconfiguration gets a 500 that names the setting, not its value. Sources
+    that do not speak JSON (Salesforce's SOAP) render the same outcome their own way.
     """
     received_at = time.time()
     body = b""
@@ -104,23 +103,33 @@ def answer_webhook(
         receiver = build()
     except ValidationError as exc:
         logger.error("receive function is misconfigured", problems=describe_validation_error(exc))
-        return _SERVER_ERROR, error_body("misconfigured", "the receive function is not configured correctly")
+        return json_answer(
+            _SERVER_ERROR, error_body("misconfigured", "the receive function is not configured correctly")
+        )
+    render = _renderer(receiver, source)
     try:
         public_url = receiver.settings.public_url(f"/webhooks/{source}", event.raw_query_string or "")
         request = request_from_event(event, source, public_url=public_url, received_at=received_at)
         body = request.body
         receipt = receiver.receive(request)
     except AdapterError as exc:
-        status, answer = exc.status_code, error_body(exc.code, exc.message)
-        if status < _SERVER_ERROR:
+        if exc.status_code < _SERVER_ERROR:
             _record_refusal(receiver, event, source, exc, body, received_at)
         else:
             logger.error("webhook not accepted, CRM will retry", source=source, code=exc.code, error=exc.message)
-        return status, answer
+        return render(exc.status_code, error_body(exc.code, exc.message))
     except ValidationError as exc:
         logger.error("source is misconfigured", source=source, problems=describe_validation_error(exc))
-        return _SERVER_ERROR, error_body("misconfigured", f"the {source} source is not configured correctly")
-    return _ACCEPTED, receipt.as_json()
+        return render(_SERVER_ERROR, error_body("misconfigured", f"the {source} source is not configured correctly"))
+    return render(_ACCEPTED, receipt.as_json())
+
+
+def _renderer(receiver: Receiver, source: str) -> Callable[[int, Mapping[str, Any]], Answer]:
+    """How ``source`` wants its answers; JSON for a name that is no enabled source or one that is misconfigured."""
+    try:
+        return receiver.source_for(source).answer
+    except (AdapterError, ValidationError):
+        return json_answer
 
 
 def _record_refusal(

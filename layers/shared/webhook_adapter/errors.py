@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 __all__ = [
     "AdapterError",
     "BodyTooLarge",
+    "CredentialsError",
+    "ForbiddenSender",
     "InvalidPayload",
     "InvalidValue",
     "PermanentError",
@@ -98,6 +100,19 @@ class SignatureError(PermanentError):
 
     status_code = 401
     code = "invalid_signature"
+
+
+class CredentialsError(SignatureError):
+    """The request is not authentic: a password, key or endpoint token (unsigned sources) is missing or wrong."""
+
+    code = "invalid_credentials"
+
+
+class ForbiddenSender(PermanentError):
+    """The request is authentic in form but comes from an account this deployment does not serve (an allow-list)."""
+
+    status_code = 403
+    code = "forbidden_sender"
 
 
 class InvalidPayload(PermanentError):

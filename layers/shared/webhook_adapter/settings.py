@@ -19,6 +19,7 @@ __all__ = [
     "DeliverSettings",
     "ReceiveSettings",
     "deliver_settings",
+    "env_prefix",
     "load_prefixed",
     "receive_settings",
 ]
@@ -107,12 +108,17 @@ def deliver_settings() -> DeliverSettings:
     return DeliverSettings.model_validate(os.environ)
 
 
+def env_prefix(source: str) -> str:
+    """The prefix of a source's variables: its name in upper case, ``-`` as ``_`` (``HUBSPOT_WORKFLOW``)."""
+    return source.upper().replace("-", "_")
+
+
 def load_prefixed[M: BaseModel](model: type[M], prefix: str) -> M:
     """Validate ``model`` from the variables named ``{PREFIX}_{FIELD}`` (a source's own settings).
 
     Raises:
         pydantic.ValidationError: a variable is missing or invalid.
     """
-    start = f"{prefix.upper()}_"
+    start = f"{env_prefix(prefix)}_"
     values = {key.removeprefix(start).lower(): value for key, value in os.environ.items() if key.startswith(start)}
     return model.model_validate(values)

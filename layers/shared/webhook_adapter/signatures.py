@@ -13,13 +13,16 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
-from webhook_adapter.errors import SignatureError
+from webhook_adapter.errors import CredentialsError, SignatureError
 
 __all__ = [
     "HUBSPOT_URI_ESCAPES",
     "SIGNATURE_TOLERANCE_SECONDS",
+    "sign_close",
     "sign_hubspot_v3",
     "sign_standard_webhook",
+    "verify_close",
+    "verify_credential",
     "verify_hubspot_legacy",
     "verify_hubspot_v3",
     "verify_standard_webhook",
@@ -225,3 +228,60 @@ def verify_standard_webhook(
         raise SignatureError("the configured signing secrets are not base64 (whsec_...)")
     if not _matches_any(expected, given):
         raise SignatureError("webhook-signature does not match the request")
+
+
+def sign_close(*, key: str, timestamp: str, body: bytes) -> str:
+    """Close's ``close-sig-hash`` for this request: hex HMAC-SHA256 keyed with the hex-decoded signature key.
+
+    Raises:
+        SignatureError: the key is not hex.
+    """
+    try:
+        secret = bytes.fromhex(key)
+    except ValueError as exc:
+        raise SignatureError("the configured Close signature key is not hex") from exc
+    return hmac.new(secret, _utf8(timestamp, "close-sig-timestamp") + body, hashlib.sha256).hexdigest()
+
+
+def verify_close(*, keys: Iterable[str], timestamp: str | None, signature: str | None, body: bytes, now: float) -> None:
+    """Verify a Close webhook: ``close-sig-hash`` over ``close-sig-timestamp`` + raw body, timestamp in seconds.
+
+    Raises:
+        SignatureError: a header is missing or malformed, the timestamp is stale, or no key matches.
+    """
+    configured = [key for key in keys if key]
+    if not configured:
+        raise SignatureError("no verification secret is configured")
+    if not signature:
+        raise SignatureError("missing close-sig-hash header")
+    stamp = _checked_timestamp(timestamp, now=now, divisor=1, header="close-sig-timestamp")
+    given = _ascii(signature.strip().lower(), "close-sig-hash")
+    expected = []
+    for key in configured:
+        try:
+            expected.append(sign_close(key=key, timestamp=stamp, body=body).encode())
+        except SignatureError:
+            continue  # one malformed key during a rotation must not lock out the valid one
+    if not expected:
+        raise SignatureError("the configured Close signature keys are not hex")
+    if not _matches_any(expected, [given]):
+        raise SignatureError("close-sig-hash does not match the request")
+
+
+def verify_credential(*, given: str | None, secrets: Iterable[str], what: str) -> None:
+    """Check a shared credential sent as is (a password, an API key, an endpoint token) against each configured one.
+
+    Both sides are hashed before the constant-time comparison, so neither the length nor the content of a
+    configured value shows in the timing.
+
+    Raises:
+        CredentialsError: none is configured, none was sent, or nothing matches (``what`` names it in the message).
+    """
+    configured = [secret for secret in secrets if secret]
+    if not configured:
+        raise CredentialsError("no credential is configured for this source")
+    if not given:
+        raise CredentialsError(f"missing {what}")
+    digest = hashlib.sha256(_utf8(given, what)).digest()
+    if not _matches_any((hashlib.sha256(secret.encode()).digest() for secret in configured), [digest]):
+        raise CredentialsError(f"{what} does not match")

@@ -6,7 +6,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -18,6 +18,7 @@ __all__ = [
     "JSON_MEDIA_TYPE",
     "MAX_INTEGER_DIGITS",
     "MAX_VALUE_CHARS",
+    "Answer",
     "Source",
     "Unusable",
     "WebhookRequest",
@@ -25,6 +26,7 @@ __all__ = [
     "describe_validation_error",
     "field_map_or",
     "first_unusable",
+    "json_answer",
     "over_cap",
     "parse_json",
     "require_media_type",
@@ -68,18 +70,44 @@ class WebhookRequest:
         return self.headers.get(name.lower())
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The HTTP answer to a CRM, in the form that CRM reads: JSON unless its source says otherwise."""
+
+    status: int
+    body: str
+    content_type: str = JSON_MEDIA_TYPE
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def json_answer(status: int, document: Mapping[str, Any]) -> Answer:
+    """The default answer: the document as JSON (a receipt on success, ``{"error": {code, message}}`` otherwise)."""
+    return Answer(status, json.dumps(document))
+
+
 class Source(Protocol):
-    """A CRM webhook source: how to check its requests and what events they carry."""
+    """A CRM webhook source: how to trust its requests, what events they carry, how it wants to be answered."""
 
     name: str
     secret_id: str
-    """Secrets Manager id of the verification secret (whitespace-separated values allow key rotation)."""
+    """Secrets Manager id of the source's credential: whitespace-separated values allow rotation. What a value is
+    (an HMAC key, an endpoint token, a ``user:password``) is the source's business: only ``verify`` reads it."""
+
+    def answer(self, status: int, document: Mapping[str, Any]) -> Answer:
+        """Render the adapter's answer in the CRM's format (most sources: ``json_answer``).
+
+        ``document`` is the receipt (status 2xx) or ``{"error": {"code", "message"}}``.
+        """
 
     def check_media_type(self, request: WebhookRequest) -> None:
         """Raises ``UnsupportedMediaType`` when the request's content type is not the one this source sends."""
 
     def verify(self, request: WebhookRequest, secrets: Sequence[str]) -> None:
-        """Raises ``SignatureError`` unless the request is authentic. Called before anything reads the body."""
+        """Raises ``SignatureError`` (or ``Forbidden``) unless the request is authentic; compares in constant time.
+
+        Called before anything else reads the body, except a source whose trust rests on a value inside the
+        body (Salesforce's ``OrganizationId``): that check belongs in ``parse``.
+        """
 
     def parse(self, request: WebhookRequest) -> list[SourceEvent]:
         """The request's events, in the order the CRM sent them. Raises ``InvalidPayload``."""

@@ -24,6 +24,7 @@ from webhook_adapter.sources.base import (
     WebhookRequest,
     field_map_or,
     first_unusable,
+    json_answer,
     over_cap,
     parse_json,
     require_media_type,
@@ -108,6 +109,7 @@ class GenericSource:
     """Verifies Standard Webhooks signatures and reads one contact per request."""
 
     name = NAME
+    answer = staticmethod(json_answer)
 
     def __init__(self, config: GenericConfig) -> None:
         self.config = config

@@ -26,6 +26,7 @@ from webhook_adapter.sources.base import (
     canonical_json,
     describe_validation_error,
     field_map_or,
+    json_answer,
     over_cap,
     parse_json,
     require_media_type,
@@ -153,6 +154,7 @@ class HubSpotSource:
     """Verifies HubSpot's signature and turns a batch into events."""
 
     name = NAME
+    answer = staticmethod(json_answer)
 
     def __init__(self, config: HubSpotConfig) -> None:
         self.config = config
