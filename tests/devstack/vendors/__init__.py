@@ -98,7 +98,7 @@ class Vendor(Protocol):
         """Named authentic requests whose body is broken or hostile: each must get a 4xx, never a 5xx."""
 
     def sample(self, *, secret: str, base_url: str, now_ms: int) -> VendorRequest:
-        """The vendor's documented sample (``tests/fixtures/<source>/``), test ids in, authenticated as the vendor does."""
+        """The vendor's documented sample (``tests/fixtures/<source>/``), test ids in, authenticated as it does."""
 
     def sample_expectation(self) -> SampleExpectation:
         """What ``sample`` must produce at Sphere."""
