@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devstack.cfn_yaml import load_template as parse_template_file
+from devstack.vendors import VENDORS, vendor
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -43,17 +44,18 @@ STACK_NAME = "crm-sphere-local"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
+_KITS = [vendor(source) for source in VENDORS]
+
 LOCAL_SECRETS = {
     "SphereTokenSecretArn": "local-sphere-token",
-    "HubSpotSecretArn": "local-hubspot-client-secret",
-    "GenericSecretArn": "whsec_bG9jYWwtZ2VuZXJpYy13ZWJob29rLXNlY3JldA==",
+    **{kit.secret_parameter: kit.local_secret for kit in _KITS},
 }
-"""Default values of the secrets the template takes as ARN parameters (override per run)."""
+"""Default values of the secrets the template takes as ARN parameters (override per run): every source is on."""
 
-SECRET_VARIABLES = {"HubSpotSecretArn": "HUBSPOT_CLIENT_SECRET", "GenericSecretArn": "GENERIC_WEBHOOK_SECRET"}
+SECRET_VARIABLES = {kit.secret_parameter: kit.secret_variable for kit in _KITS}
 """The environment variables that override the local signing secrets (``make run``, ``make events``)."""
 
-LOCAL_PARAMETERS: dict[str, str] = {}
+LOCAL_PARAMETERS: dict[str, str] = {name: value for kit in _KITS for name, value in kit.parameters.items()}
 """Values of the template's other per-source parameters on the local stack (allow-lists, custom field keys)."""
 
 _NO_VALUE = object()

@@ -2,8 +2,9 @@
 
 ``sam local invoke ReceiveFunction -e events/receive-hubspot.json`` needs a signature whose
 timestamp is within 5 minutes, so the files are written afresh by this tool rather than kept
-signed forever. Secrets come from ``HUBSPOT_CLIENT_SECRET`` and ``GENERIC_WEBHOOK_SECRET`` (the
-local defaults otherwise); the URL HubSpot signs from ``PUBLIC_BASE_URL`` (``make run``'s address).
+signed forever. Each source's ready event is its vendor kit's sample; secrets come from each kit's variable
+(``HUBSPOT_CLIENT_SECRET``, ...; the local defaults otherwise), the URL HubSpot signs from ``PUBLIC_BASE_URL``
+(``make run``'s address).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from devstack.crm import generic_request, hubspot_event, hubspot_request
 from devstack.lambda_events import sqs_event, sqs_record, webhook_event
 from devstack.resources import LOCAL_SECRETS, secrets_from_environment
-from devstack.sphere_standin import SEED_INDIVIDUAL_ID, SEED_KYC_SUBMITTED_ID
+from devstack.sphere_standin import SEED_INDIVIDUAL_ID
+from devstack.vendors import VENDORS, VendorRequest, vendor
 from webhook_adapter.enqueue import deduplication_id, message_group_id
 from webhook_adapter.model import ContactChange, ContactField, SourceEvent
 
@@ -29,45 +30,22 @@ LOCAL_BASE_URL = "http://127.0.0.1:3000"
 _QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:crm-sphere-webhooks-changes.fifo"
 
 
-def _receive_event(source: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
-    event = webhook_event(source, {**headers, "host": "127.0.0.1:3000"}, body)
-    # Readable in the console: the body as text (API Gateway sends JSON bodies so too).
-    event["body"], event["isBase64Encoded"] = body.decode(), False
+def _receive_event(request: VendorRequest) -> dict[str, Any]:
+    event = webhook_event(
+        request.source, {**request.headers, "host": "127.0.0.1:3000"}, request.body, query=request.query
+    )
+    # Readable in the console: the body as text (API Gateway sends JSON and XML bodies so too).
+    event["body"], event["isBase64Encoded"] = request.body.decode(), False
     return event
 
 
 def build_events(*, now_ms: int, secrets: Mapping[str, str], public_base_url: str) -> dict[str, dict[str, Any]]:
     """Every ready event by file name, signed at ``now_ms``."""
-    contact = 1001
-    batch = [
-        hubspot_event(
-            contact, "sphere_customer_id", SEED_INDIVIDUAL_ID, occurred_at=now_ms - 4000, event_id=3816279001
-        ),
-        hubspot_event(contact, "email", "ada.lovelace@example.com", occurred_at=now_ms - 3000, event_id=3816279002),
-        hubspot_event(contact, "mobilephone", "+1 312 555 0142", occurred_at=now_ms - 3000, event_id=3816279003),
-        hubspot_event(contact, "address", "233 S Wacker Dr", occurred_at=now_ms - 2000, event_id=3816279004),
-        hubspot_event(contact, "city", "Chicago", occurred_at=now_ms - 2000, event_id=3816279005),
-        hubspot_event(contact, "state", "IL", occurred_at=now_ms - 2000, event_id=3816279006),
-        hubspot_event(contact, "zip", "60606", occurred_at=now_ms - 2000, event_id=3816279007),
-        hubspot_event(contact, "country", "US", occurred_at=now_ms - 2000, event_id=3816279008),
-    ]
-    headers, body = hubspot_request(
-        batch, secret=secrets["HubSpotSecretArn"], url=f"{public_base_url}/webhooks/hubspot", timestamp_ms=now_ms
-    )
-    hubspot = _receive_event("hubspot", headers, body)
-
-    payload = {
-        "id": "crm-contact-42",
-        "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_ms / 1000)),
-        "sphereCustomerId": SEED_KYC_SUBMITTED_ID,
-        "email": "grace.hopper@example.org",
-        "phone": "+1 212 555 0199",
-        "address": {"line1": "1 Main St", "city": "New York", "state": "NY", "postalCode": "10001", "country": "USA"},
-    }
-    headers, body = generic_request(
-        payload, secret=secrets["GenericSecretArn"], msg_id="msg_2Lh9p8n4Xb0yQ7", timestamp=now_ms // 1000
-    )
-    generic = _receive_event("generic", headers, body)
+    ready = {}
+    for source in VENDORS:
+        kit = vendor(source)
+        request = kit.sample(secret=secrets[kit.secret_parameter], base_url=public_base_url, now_ms=now_ms)
+        ready[f"receive-{source}.json"] = _receive_event(request)
 
     change = ContactChange(
         source="generic",
@@ -96,8 +74,7 @@ def build_events(*, now_ms: int, secrets: Mapping[str, str], public_base_url: st
         receipt_handle="AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
     )
     return {
-        "receive-hubspot.json": hubspot,
-        "receive-generic.json": generic,
+        **ready,
         "deliver-sqs.json": sqs_event([record]),
     }
 

@@ -87,14 +87,19 @@ class HubSpotApp:
 
     def sample(self, *, secret: str, base_url: str, now_ms: int) -> VendorRequest:
         contact = 1001
-        values = {
-            ContactField.CUSTOMER_ID: SEED_INDIVIDUAL_ID,
-            ContactField.EMAIL: "ada.lovelace@example.com",
-            ContactField.MOBILE_PHONE: "+1 312 555 0142",
-        }
+        timed = [
+            ("sphere_customer_id", SEED_INDIVIDUAL_ID, 4000),
+            ("email", "ada.lovelace@example.com", 3000),
+            ("mobilephone", "+1 312 555 0142", 3000),
+            ("address", "233 S Wacker Dr", 2000),
+            ("city", "Chicago", 2000),
+            ("state", "IL", 2000),
+            ("zip", "60606", 2000),
+            ("country", "US", 2000),
+        ]
         events = [
-            hubspot_event(contact, _PROPERTY[field], value, occurred_at=now_ms - 3000, event_id=3816279001 + index)
-            for index, (field, value) in enumerate(values.items())
+            hubspot_event(contact, name, value, occurred_at=now_ms - ago, event_id=3816279001 + index)
+            for index, (name, value, ago) in enumerate(timed)
         ]
         headers, body = hubspot_request(events, secret=secret, url=f"{base_url}/webhooks/hubspot", timestamp_ms=now_ms)
         return VendorRequest(self.source, headers, body)
@@ -103,8 +108,18 @@ class HubSpotApp:
         return SampleExpectation(
             contact_id=f"{PORTAL}:1001",
             customer_id=SEED_INDIVIDUAL_ID,
-            patch={"email": "ada.lovelace@example.com", "phone": "+13125550142"},
-            event_ids=("3816279001", "3816279002", "3816279003"),
+            patch={
+                "email": "ada.lovelace@example.com",
+                "phone": "+13125550142",
+                "address": {
+                    "line1": "233 S Wacker Dr",
+                    "city": "Chicago",
+                    "state": "IL",
+                    "postalCode": "60606",
+                    "country": "USA",
+                },
+            },
+            event_ids=tuple(str(3816279001 + index) for index in range(8)),
         )
 
     def acknowledged(self, status: int, headers: Mapping[str, str], body: bytes) -> bool:
