@@ -45,7 +45,9 @@ class Answer:
 
     status: int
     body: dict[str, Any]
+    """The body read as JSON (``{}`` when it is not JSON: Salesforce's SOAP)."""
     headers: dict[str, str]
+    raw: bytes = b""
 
 
 class Pipeline:
@@ -67,10 +69,14 @@ class Pipeline:
         """Invoke the receive function as API Gateway does for ``POST /webhooks/{source}``."""
         event = webhook_event(source, headers, body, method=method, query=query)
         response = self.receive_handler(event, LambdaContext(function_name="receive"))
+        headers = {name.lower(): value for name, value in (response.get("headers") or {}).items()}
+        raw = str(response.get("body") or "")
+        is_json = headers.get("content-type", "").startswith("application/json")
         return Answer(
             status=int(response["statusCode"]),
-            body=json.loads(response.get("body") or "{}"),
-            headers={name.lower(): value for name, value in (response.get("headers") or {}).items()},
+            body=json.loads(raw or "{}") if is_json else {},
+            headers=headers,
+            raw=raw.encode(),
         )
 
     def post_hubspot(self, events: list[dict[str, Any]], *, secret: str | None = None) -> Answer:

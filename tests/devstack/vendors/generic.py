@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from devstack.crm import generic_request
@@ -14,7 +15,10 @@ from webhook_adapter.model import ContactField
 from webhook_adapter.signatures import sign_standard_webhook
 from webhook_adapter.sources.generic import DEFAULT_FIELD_MAP
 
-__all__ = ["VENDOR", "GenericSender"]
+__all__ = ["SAMPLE", "VENDOR", "GenericSender"]
+
+SAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "generic" / "contact.json"
+"""The contact the ready event and the sample tests post (the generic source has no vendor of its own)."""
 
 
 def _iso(ms: int) -> str:
@@ -65,7 +69,10 @@ class GenericSender:
         headers = dict(request.headers)
         return {
             "signed with another secret": self._post(
-                json.loads(request.body), event_id=1, occurred_at_ms=0, secret="whsec_" + "b3RoZXI=" * 4
+                json.loads(request.body),
+                event_id=1,
+                occurred_at_ms=0,
+                secret="whsec_b3RoZXItc2VjcmV0LW9mLWFub3RoZXItc2VuZGVy",
             ),
             "no signature": request.replace(headers={k: v for k, v in headers.items() if k != "webhook-signature"}),
             "body changed after signing": request.replace(body=request.body.replace(b"crm-contact", b"crm-contakt")),
@@ -86,20 +93,8 @@ class GenericSender:
         return {"not JSON": signed(b"{not json"), "a JSON array": signed(b"[]"), "empty": signed(b"")}
 
     def sample(self, *, secret: str, base_url: str, now_ms: int) -> VendorRequest:
-        payload = {
-            "id": "crm-contact-42",
-            "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_ms / 1000)),
-            "sphereCustomerId": SEED_KYC_SUBMITTED_ID,
-            "email": "grace.hopper@example.org",
-            "phone": "+1 212 555 0199",
-            "address": {
-                "line1": "1 Main St",
-                "city": "New York",
-                "state": "NY",
-                "postalCode": "10001",
-                "country": "USA",
-            },
-        }
+        payload = json.loads(SAMPLE.read_text(encoding="utf-8"))
+        payload["updatedAt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_ms / 1000))
         headers, body = generic_request(payload, secret=secret, msg_id="msg_2Lh9p8n4Xb0yQ7", timestamp=now_ms // 1000)
         return VendorRequest(self.source, headers, body)
 
