@@ -14,8 +14,8 @@ from unittest import mock
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_properties import HEADER_VALUE, HOSTILE_TEXT, NOW, PROPERTY, assert_carriable, refused_or_none
 
+from devstack.properties import HEADER_VALUE, HOSTILE_TEXT, NOW, PROPERTY, assert_carriable, refused_or_none
 from devstack.resources import LOCAL_PARAMETERS, Resolver, load_template
 from devstack.vendors import VENDORS, vendor
 from webhook_adapter.errors import ForbiddenSender, InvalidPayload, SignatureError
@@ -65,8 +65,8 @@ def mangled(draw: st.DrawFn, body: bytes) -> bytes:
             return body[:cut] + draw(HOSTILE_TEXT).encode("utf-8", "surrogatepass") + body[end:]
         case 2:
             return body[:cut] + draw(st.binary(max_size=16)) + body[cut:]
-        case _:
-            return draw(st.binary(max_size=256))
+    anything: bytes = draw(st.binary(max_size=256))
+    return anything
 
 
 @pytest.mark.parametrize("source", VENDORS)
@@ -115,7 +115,9 @@ def test_verify_answers_any_headers_and_query_with_none_or_a_refusal(source: str
 def test_answer_renders_any_outcome(source: str, status: int, message: str) -> None:
     # Given any status and a message of any text (an error message never holds a payload value, but may hold odd text)
     configured = build(source)
-    document = {"accepted": [], "duplicates": []} if status < 300 else {"error": {"code": "x", "message": message}}
+    document: dict[str, object] = (
+        {"accepted": [], "duplicates": []} if status < 300 else {"error": {"code": "x", "message": message}}
+    )
 
     # When rendered, Then the answer keeps the status and is text that can be encoded for the wire
     answer = configured.answer(status, document)

@@ -185,7 +185,7 @@ def render(template: dict[str, Any], value: Any) -> str:
     if "Fn::Join" in value:
         separator, items = value["Fn::Join"]
         rendered = (render(template, item) for item in items)
-        return separator.join(text for text in rendered if text != _NO_VALUE)
+        return str(separator).join(text for text in rendered if text != _NO_VALUE)
     raise AssertionError(f"cannot render {value}")
 
 

@@ -41,7 +41,7 @@ class VendorRequest:
 
     def replace(self, **changes: object) -> VendorRequest:
         """A copy with some parts changed."""
-        return VendorRequest(**{**self.__dict__, **changes})  # type: ignore[arg-type]
+        return VendorRequest(**{**self.__dict__, **changes})
 
 
 @dataclass(frozen=True)
