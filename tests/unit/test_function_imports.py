@@ -12,9 +12,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from devstack.source_config import source_environment
+from devstack.vendors import vendor
+from webhook_adapter.sources import SOURCE_MODULES
 
 ROOT = Path(__file__).resolve().parents[2]
 NEITHER = ("aws_xray_sdk", "jsonpath_ng", "aws_lambda_powertools.utilities.data_masking")
@@ -78,3 +83,64 @@ def test_a_function_does_not_import_what_its_path_never_uses(function: str) -> N
         name for name in loaded for prefix in NOT_LOADED[function] if name == prefix or name.startswith(f"{prefix}.")
     )
     assert unwanted == []
+
+
+_SERVE_ONE_SOURCE = """
+import json, sys
+import app
+from webhook_adapter.sources import get_source
+from webhook_adapter.sources.base import WebhookRequest
+sent = json.load(sys.stdin)
+source = get_source(sent["source"])
+request = WebhookRequest(
+    source=sent["source"], method="POST", url=sent["url"], headers=sent["headers"],
+    body=sent["body"].encode(), received_at=sent["now"],
+)
+source.check_media_type(request)
+source.verify(request, [sent["secret"]])
+source.parse(request)
+source.answer(202, {"accepted": [], "duplicates": []})
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("source", sorted(SOURCE_MODULES))
+def test_receive_loads_only_the_modules_of_the_source_it_serves(source: str) -> None:
+    # Given a fresh receive interpreter configured as the local stack configures it, and the source's vendor sample
+    kit = vendor(source)
+    now = time.time()
+    sent = kit.sample(secret=kit.local_secret, base_url="https://hooks.example.test", now_ms=int(now * 1000))
+    request = {
+        "source": source,
+        "url": f"https://hooks.example.test{sent.path}",
+        "headers": {name.lower(): value for name, value in sent.headers.items()},
+        "body": sent.body.decode(),
+        "now": now,
+        "secret": kit.local_secret,
+    }
+    function_dir = ROOT / "functions" / "receive"
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": os.pathsep.join([str(function_dir), str(ROOT / "layers" / "shared")]),
+        "AWS_REGION": "us-east-1",
+        **source_environment(source),
+    }
+
+    # When it verifies, parses and answers that source's sample
+    done = subprocess.run(  # noqa: S603 - this interpreter running our own script
+        [sys.executable, "-B", "-c", _SERVE_ONE_SOURCE],
+        input=json.dumps(request),
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    loaded = set(json.loads(done.stdout))
+
+    # Then the source's own module is loaded, and no other source's module nor its parser (defusedxml: Salesforce)
+    assert SOURCE_MODULES[source] in loaded
+    others = {module for name, module in SOURCE_MODULES.items() if name != source}
+    assert sorted(loaded & others) == []
+    if source != "salesforce":
+        assert not any(name == "defusedxml" or name.startswith("defusedxml.") for name in loaded)

@@ -16,23 +16,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devstack.properties import HEADER_VALUE, HOSTILE_TEXT, NOW, PROPERTY, assert_carriable, refused_or_none
-from devstack.resources import LOCAL_PARAMETERS, Resolver, load_template
+from devstack.source_config import source_environment
 from devstack.vendors import VENDORS, vendor
 from webhook_adapter.errors import ForbiddenSender, InvalidPayload, SignatureError
-from webhook_adapter.settings import env_prefix
 from webhook_adapter.sources import SOURCE_MODULES, Source, WebhookRequest
 
 BASE_URL = "https://hooks.example.test"
-
-
-def source_environment(name: str) -> dict[str, str]:
-    """The source's own variables as the template sets them on the local stack (its secret id stands in)."""
-    template = load_template()
-    kit = vendor(name)
-    resolver = Resolver(template, {**LOCAL_PARAMETERS, kit.secret_parameter: "secret-id"})
-    variables = template["Resources"]["ReceiveFunction"]["Properties"]["Environment"]["Variables"]
-    prefix = f"{env_prefix(name)}_"
-    return {key: str(resolver.resolve(value)) for key, value in variables.items() if key.startswith(prefix)}
 
 
 def build(name: str) -> Source:
