@@ -26,6 +26,7 @@ from bench.memory import memory_section
 from bench.paper import scale_section, snapstart_section
 from bench.receive_cpu import receive_section
 from bench.report import render_document, text_table
+from bench.sources import measure_sources, sources_section
 from bench.spawn import run_worker
 
 __all__ = ["main"]
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         _say(started, f"layer: {layer.how}")
         runs = measure_cold_starts(config, layer)
         _say(started, "cold starts measured")
+        per_source = measure_sources(config, layer)
+        _say(started, "cold starts per source measured")
         receive = run_worker(
             "bench.receive_cpu", "receive", config, batches=config.receive_batches, singles=config.receive_singles
         )
@@ -66,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(started, "cost counted")
     sections = [
         cold_start_section(runs),
+        sources_section(per_source),
         snapstart_section(init_ms(runs)),
         receive_section(receive, runs),
         delivery_section(delivery),

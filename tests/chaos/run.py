@@ -25,6 +25,7 @@ from chaos.traffic import ChaosContact, CrmClient, Traffic, event_counter
 from chaos.verdict import Verdict, applied_values, judge, read_outcomes
 from devstack.sphere_faults import APPLIED_THEN_FAILED
 from devstack.stack import LocalStack, StackOptions
+from devstack.vendors import VENDORS
 
 __all__ = ["ChaosReport", "ChaosSettings", "run_chaos"]
 
@@ -126,7 +127,7 @@ class ChaosReport:
         unique = traffic.events_sent - traffic.duplicate_events_sent
         faults = ", ".join(f"{kind} {count}" for kind, count in sorted(self.fault_counts.items()))
         lines = [
-            f"chaos load: seed {settings.seed}, {settings.contacts} contacts (both sources), {settings.clients} "
+            f"chaos load: seed {settings.seed}, {settings.contacts} contacts (every source), {settings.clients} "
             f"clients, Sphere failing {settings.failure_rate:.0%} of calls",
             f"  sent        {traffic.events_sent} events in {traffic.requests_sent} requests: {unique} unique, "
             f"{traffic.duplicate_events_sent} duplicates ({traffic.duplicate_events_sent / traffic.events_sent:.0%}), "
@@ -204,7 +205,7 @@ def run_chaos(settings: ChaosSettings) -> ChaosReport:
         assert stack.resources is not None
         standin, resources = stack.standin, stack.resources
         contacts = [
-            ChaosContact(number, "hubspot" if number % 2 == 0 else "generic", f"customer_chaos{number:06d}")
+            ChaosContact(number, VENDORS[number % len(VENDORS)], f"customer_chaos{number:06d}")
             for number in range(settings.contacts)
         ]
         for contact in contacts:

@@ -1,4 +1,7 @@
-"""The CRM side of the chaos load: contacts whose fields change, sent as HubSpot batches and generic webhooks.
+"""The CRM side of the chaos load: contacts whose fields change, sent by every source's CRM.
+
+HubSpot sends batches of one-property events and the generic source JSON contacts, built here; every other
+source's requests come from its vendor kit (``devstack.vendors``), so a new source joins the load by its kit.
 
 Each client owns a share of the contacts (a contact's requests leave in one order, as from one
 CRM) and sends, from its own seeded random source: a contact's first request (its Sphere
@@ -19,6 +22,8 @@ from typing import Any
 import httpx
 
 from devstack.crm import generic_request, hubspot_event, hubspot_request
+from devstack.vendors import vendor
+from webhook_adapter.model import ContactField
 
 __all__ = [
     "FIELDS",
@@ -84,7 +89,11 @@ class ChaosContact:
     @property
     def contact_id(self) -> str:
         """The contact's id as the adapter keys it."""
-        return f"{PORTAL}:{self.number}" if self.source == "hubspot" else f"chaos-{self.number}"
+        if self.source == "hubspot":
+            return f"{PORTAL}:{self.number}"
+        if self.source == "generic":
+            return f"chaos-{self.number}"
+        return vendor(self.source).contact_id(self.number)
 
     def tick(self) -> int:
         """The next CRM change time of this contact."""
@@ -98,18 +107,54 @@ class ChaosContact:
         return version, sphere_value(field_name, self.number, version)
 
 
+def kit_values(field_name: str, value: Any) -> dict[ContactField, str | None]:
+    """A Sphere request field's value as the contact fields a vendor kit sends."""
+    if field_name == "email":
+        return {ContactField.EMAIL: value}
+    if field_name == "phone":
+        return {ContactField.PHONE: value}
+    return {
+        ContactField.LINE1: value["line1"],
+        ContactField.CITY: value["city"],
+        ContactField.POSTAL_CODE: value["postalCode"],
+        ContactField.COUNTRY: value["country"],
+    }
+
+
+@dataclass(frozen=True)
+class KitChange:
+    """What a vendor kit sends for one request: the record, its fields' values, the CRM's event number and time."""
+
+    contact: int
+    values: dict[ContactField, str | None]
+    event_number: int
+    occurred_at: int
+
+
 @dataclass
 class CrmRequest:
-    """One webhook request: HubSpot's event list or a generic payload, and the changes it carries."""
+    """One webhook request: HubSpot's event list, a generic payload, or a kit's change, and the changes it carries."""
 
     source: str
     event_ids: tuple[str, ...]
     changes: tuple[Change, ...]
     hubspot_events: list[dict[str, Any]] = field(default_factory=list)
     generic_payload: dict[str, Any] = field(default_factory=dict)
+    kit_change: KitChange | None = None
 
     def signed(self, url: str, secrets: dict[str, str]) -> tuple[str, dict[str, str], bytes]:
         """Path, headers and body, signed now (a re-send is signed again, as a CRM's retry is)."""
+        if self.kit_change is not None:
+            kit, sent = vendor(self.source), self.kit_change
+            request = kit.change(
+                sent.contact,
+                sent.values,
+                event_id=sent.event_number,
+                occurred_at_ms=sent.occurred_at,
+                secret=secrets[kit.secret_parameter],
+                base_url=url,
+            )
+            return request.path, dict(request.headers), request.body
         if self.source == "hubspot":
             headers, body = hubspot_request(
                 self.hubspot_events, secret=secrets["HubSpotSecretArn"], url=f"{url}/webhooks/hubspot"
@@ -183,6 +228,8 @@ class CrmClient:
         self.traffic = Traffic()
         self.sent: list[CrmRequest] = []
         self.older: list[tuple[ChaosContact, Change]] = []
+        self.kit_numbers: dict[str, int] = {}
+        """A kit's event id to the number it was made from (a kit builds its request from the number)."""
 
     def run(self) -> Traffic:
         """Send until the share of events is spent (and every held-back older change is out)."""
@@ -226,7 +273,14 @@ class CrmClient:
         return self._change(contact, field_name, value, contact.tick())
 
     def _change(self, contact: ChaosContact, field_name: str, value: Any, occurred_at: int) -> Change:
-        event_id = str(self.event_ids()) if contact.source == "hubspot" else f"msg_chaos_{self.event_ids()}"
+        number = self.event_ids()
+        if contact.source == "hubspot":
+            event_id = str(number)
+        elif contact.source == "generic":
+            event_id = f"msg_chaos_{number}"
+        else:
+            event_id = vendor(contact.source).event_id(number)
+            self.kit_numbers[event_id] = number
         return Change(contact.customer_id, field_name, value, occurred_at, event_id)
 
     def _first_request(self, contact: ChaosContact) -> CrmRequest:
@@ -234,6 +288,15 @@ class CrmClient:
         contact.started = True
         at = contact.tick()
         values = {name: contact.next_value(name)[1] for name in FIELDS}
+        if contact.source not in {"hubspot", "generic"}:
+            number = self.event_ids()
+            event_id = vendor(contact.source).event_id(number)
+            changes = tuple(Change(contact.customer_id, name, values[name], at, event_id) for name in FIELDS)
+            sent: dict[ContactField, str | None] = {ContactField.CUSTOMER_ID: contact.customer_id}
+            for name in FIELDS:
+                sent |= kit_values(name, values[name])
+            kit_change = KitChange(contact.number, sent, number, at)
+            return CrmRequest(contact.source, (event_id,), changes, kit_change=kit_change)
         if contact.source == "generic":
             event_id = f"msg_chaos_{self.event_ids()}"
             changes = tuple(Change(contact.customer_id, name, values[name], at, event_id) for name in FIELDS)
@@ -272,6 +335,10 @@ class CrmClient:
         if contact.source == "hubspot":
             return self._hubspot_request([(contact, change) for change in changes])
         (change,) = changes
+        if contact.source != "generic":
+            number = self.kit_numbers[change.event_id]
+            kit_change = KitChange(contact.number, kit_values(change.field, change.value), number, change.occurred_at)
+            return CrmRequest(contact.source, (change.event_id,), (change,), kit_change=kit_change)
         payload = {"id": contact.contact_id, "updatedAt": change.occurred_at, change.field: change.value}
         return CrmRequest("generic", (change.event_id,), (change,), generic_payload=payload)
 
@@ -320,6 +387,14 @@ class CrmClient:
                 break
         else:
             traffic.failed_requests.append(f"{request.source} {request.event_ids}: no 2xx in {MAX_SENDS} sends")
+            return
+        if request.kit_change is not None:
+            # A kit's vendor may not be answered with a receipt (Salesforce's Ack): acknowledged means every event
+            # of the request is the adapter's, new or already known.
+            if not vendor(request.source).acknowledged(answer.status_code, answer.headers, answer.content):
+                traffic.failed_requests.append(f"{request.source} {request.event_ids}: {answer.status_code}")
+                return
+            traffic.accepted |= {(request.source, event_id) for event_id in request.event_ids}
             return
         if answer.status_code != 202:
             traffic.failed_requests.append(f"{request.source} {request.event_ids}: {answer.status_code} {answer.text}")

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -85,32 +86,22 @@ def test_a_function_does_not_import_what_its_path_never_uses(function: str) -> N
     assert unwanted == []
 
 
-_SERVE_ONE_SOURCE = """
-import json, sys
-import app
-from webhook_adapter.sources import get_source
-from webhook_adapter.sources.base import WebhookRequest
-sent = json.load(sys.stdin)
-source = get_source(sent["source"])
-request = WebhookRequest(
-    source=sent["source"], method="POST", url=sent["url"], headers=sent["headers"],
-    body=sent["body"].encode(), received_at=sent["now"],
-)
-source.check_media_type(request)
-source.verify(request, [sent["secret"]])
-source.parse(request)
-source.answer(202, {"accepted": [], "duplicates": []})
-print(json.dumps(sorted(sys.modules)))
-"""
+_SERVE_SOURCE = ROOT / "tests" / "bench" / "serve_source.py"
+SITE_PACKAGES = sysconfig.get_paths()["purelib"]
+"""The development install of the layer's dependencies, behind the layer's own code (``-I -S`` leaves it out)."""
 
 
-@pytest.mark.parametrize("source", sorted(SOURCE_MODULES))
-def test_receive_loads_only_the_modules_of_the_source_it_serves(source: str) -> None:
-    # Given a fresh receive interpreter configured as the local stack configures it, and the source's vendor sample
+def serve_one_source(source: str) -> set[str]:
+    """``sys.modules`` of a fresh receive interpreter that served the source's sample (``bench.serve_source``)."""
     kit = vendor(source)
     now = time.time()
     sent = kit.sample(secret=kit.local_secret, base_url="https://hooks.example.test", now_ms=int(now * 1000))
     request = {
+        "paths": [
+            str(ROOT / "functions" / "receive"),
+            str(ROOT / "layers" / "shared"),
+            sysconfig.get_paths()["purelib"],
+        ],
         "source": source,
         "url": f"https://hooks.example.test{sent.path}",
         "headers": {name.lower(): value for name, value in sent.headers.items()},
@@ -118,25 +109,24 @@ def test_receive_loads_only_the_modules_of_the_source_it_serves(source: str) -> 
         "now": now,
         "secret": kit.local_secret,
     }
-    function_dir = ROOT / "functions" / "receive"
-    environment = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": os.pathsep.join([str(function_dir), str(ROOT / "layers" / "shared")]),
-        "AWS_REGION": "us-east-1",
-        **source_environment(source),
-    }
-
-    # When it verifies, parses and answers that source's sample
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "AWS_REGION": "us-east-1"}
     done = subprocess.run(  # noqa: S603 - this interpreter running our own script
-        [sys.executable, "-B", "-c", _SERVE_ONE_SOURCE],
+        [sys.executable, "-I", "-S", "-B", str(_SERVE_SOURCE)],
         input=json.dumps(request),
-        env=environment,
+        env=environment | source_environment(source),
         capture_output=True,
         text=True,
         check=True,
         timeout=120,
     )
-    loaded = set(json.loads(done.stdout))
+    return set(json.loads(done.stdout)["modules"])
+
+
+@pytest.mark.parametrize("source", sorted(SOURCE_MODULES))
+def test_receive_loads_only_the_modules_of_the_source_it_serves(source: str) -> None:
+    # Given a fresh receive interpreter configured as the local stack configures the source
+    # When it verifies, parses and answers the source's vendor sample
+    loaded = serve_one_source(source)
 
     # Then the source's own module is loaded, and no other source's module nor its parser (defusedxml: Salesforce)
     assert SOURCE_MODULES[source] in loaded

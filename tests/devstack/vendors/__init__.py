@@ -73,6 +73,9 @@ class Vendor(Protocol):
     def contact_id(self, contact: int) -> str:
         """The adapter's contact id for the CRM record numbered ``contact``."""
 
+    def event_id(self, event_id: int) -> str:
+        """The event id the adapter records for the event ``change`` numbered ``event_id`` (one-event requests)."""
+
     def change(
         self,
         contact: int,

@@ -38,6 +38,9 @@ class GenericSender:
     def contact_id(self, contact: int) -> str:
         return f"crm-contact-{contact}"
 
+    def event_id(self, event_id: int) -> str:
+        return f"msg_{event_id}"
+
     def _post(self, payload: Mapping[str, Any], *, event_id: int, occurred_at_ms: int, secret: str) -> VendorRequest:
         headers, body = generic_request(payload, secret=secret, msg_id=f"msg_{event_id}", timestamp=int(time.time()))
         return VendorRequest(self.source, headers, body)

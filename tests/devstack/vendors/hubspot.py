@@ -34,6 +34,9 @@ class HubSpotApp:
     def contact_id(self, contact: int) -> str:
         return f"{PORTAL}:{contact}"
 
+    def event_id(self, event_id: int) -> str:
+        return str(event_id * 100)
+
     def _post(self, events: list[dict[str, object]], *, secret: str, base_url: str) -> VendorRequest:
         headers, body = hubspot_request(events, secret=secret, url=f"{base_url}/webhooks/hubspot")
         return VendorRequest(self.source, headers, body)
