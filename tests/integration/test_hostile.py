@@ -29,7 +29,9 @@ from devstack.lambda_events import LambdaContext, webhook_event
 from devstack.pipeline import PUBLIC_BASE_URL, Answer, Pipeline
 from devstack.resources import LOCAL_SECRETS, create_resources, function_environment
 from devstack.sphere_standin import SphereStandIn
+from devstack.vendors import VENDORS, VendorRequest, vendor
 from webhook_adapter import runtime
+from webhook_adapter.model import ContactField
 from webhook_adapter.signatures import sign_hubspot_v3, sign_standard_webhook
 from webhook_adapter.sources.base import MAX_VALUE_CHARS
 from webhook_adapter.store import EventStore
@@ -1117,3 +1119,49 @@ def test_a_text_body_holding_a_lone_surrogate_is_an_invalid_payload(pipeline: Pi
 
     # Then it is refused as a body that is not UTF-8 text, not answered 500
     assert answer.status == 400
+
+
+# ---------------------------------------------------------------------------------------------- every source
+
+
+def kit_cases(source: str) -> dict[str, tuple[VendorRequest, set[int]]]:
+    """Hostile requests to one source, from its vendor kit, each with the statuses it may get.
+
+    A request carrying the planted value (as an email) forged every way the kit knows, sent with another
+    content type, grown past the body limit; and the kit's authentic but broken or hostile bodies.
+    """
+    kit = vendor(source)
+    secret = LOCAL_SECRETS[kit.secret_parameter]
+    values = {ContactField.CUSTOMER_ID: "customer_hostile1", ContactField.EMAIL: f"{MARKER}@example.com"}
+    planted = kit.change(
+        7, values, event_id=next_id(), occurred_at_ms=now_ms() - 1000, secret=secret, base_url=PUBLIC_BASE_URL
+    )
+    cases = {f"forged: {name}": (request, {401, 403}) for name, request in kit.forged(planted).items()}
+    headers = {name: value for name, value in planted.headers.items() if name.lower() != "content-type"}
+    cases["content type text/plain"] = (planted.replace(headers={**headers, "Content-Type": "text/plain"}), {415})
+    cases["content type missing"] = (planted.replace(headers=headers), {415})
+    cases["a body over 1 MiB"] = (planted.replace(body=planted.body + b" " * MAX_BODY_BYTES), {413})
+    broken = kit.malformed(secret=secret, base_url=PUBLIC_BASE_URL, occurred_at_ms=now_ms())
+    cases |= {f"broken: {name}": (request, set(range(400, 500))) for name, request in broken.items()}
+    return cases
+
+
+@pytest.mark.parametrize("source", VENDORS)
+def test_every_source_refuses_hostile_requests_in_its_own_format_without_echo_or_trace(
+    pipeline: Pipeline, subtests: pytest.Subtests, source: str
+) -> None:
+    kit = vendor(source)
+    queued_before = pipeline.queued_messages()
+    for name, (request, statuses) in kit_cases(source).items():
+        with subtests.test(name):
+            # When a hostile request reaches the source
+            answer = pipeline.post(source, dict(request.headers), request.body, query=request.query)
+
+            # Then it gets one of its expected 4xx, in the vendor's own format, repeating nothing it was sent
+            assert answer.status in statuses, answer.raw
+            assert kit.refusal(answer.status, answer.headers, answer.raw), answer.raw
+            assert MARKER.encode() not in answer.raw + json.dumps(answer.headers).encode()
+
+    # And nothing was queued, and no record holds the planted value
+    assert pipeline.queued_messages() == queued_before
+    assert_marker_never_stored(pipeline)
