@@ -12,6 +12,7 @@ import httpx
 
 from devstack.crm import generic_request, hubspot_event, hubspot_request
 from devstack.stack import LocalStack
+from devstack.vendors import VENDORS, vendor
 from webhook_adapter.model import ContactChange, Status
 
 __all__ = ["DEMO_CUSTOMER", "OutcomePrinter", "run_demo"]
@@ -63,7 +64,9 @@ class OutcomePrinter:
 
 def _post(say: Say, client: httpx.Client, what: str, path: str, headers: dict[str, str], body: bytes) -> None:
     answer = client.post(path, headers=headers, content=body)
-    say(f"\n> {what}\n  receive  {answer.status_code} {json.dumps(answer.json())}")
+    is_json = answer.headers.get("content-type", "").startswith("application/json")
+    shown = json.dumps(answer.json()) if is_json else " ".join(answer.text.split())
+    say(f"\n> {what}\n  receive  {answer.status_code} {shown}")
 
 
 def run_demo(stack: LocalStack, printer: OutcomePrinter, say: Say = print) -> int:
@@ -124,6 +127,14 @@ def run_demo(stack: LocalStack, printer: OutcomePrinter, say: Say = print) -> in
         _post(say, client, "A business customer (Sphere refuses it)", "/webhooks/generic", headers, body)
         headers, body = hubspot_request(batch[:1], secret="not-the-secret", url=hubspot_url)
         _post(say, client, "A forged HubSpot signature", "/webhooks/hubspot", headers, body)
+        expected = 12  # queued events: 8 of the first batch (one property is not mapped), then 1, 1, 1 and 1
+        for source in VENDORS:
+            if source in {"hubspot", "generic"}:
+                continue
+            kit = vendor(source)
+            sample = kit.sample(secret=stack.secrets[kit.secret_parameter], base_url=stack.url, now_ms=now)
+            what = f"{source}: the vendor's documented sample"
+            _post(say, client, what, sample.path, dict(sample.headers), sample.body)
+            expected += len(kit.sample_expectation().event_ids)
 
-    expected = 12  # queued events: 8 of the first batch (one property is not mapped), then 1, 1, 1 and 1
     return printer.wait_settled(expected, _FINAL_WAIT_SECONDS)
