@@ -22,7 +22,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 from webhook_adapter.errors import CredentialsError, ForbiddenSender, InvalidPayload
 from webhook_adapter.model import MAX_EPOCH_MS, ContactField, FieldValue, SourceEvent, Status
@@ -123,7 +133,7 @@ class PipedriveMeta(BaseModel):
     """v2's object type (v1 calls it ``object``)."""
     object: _Word | None = None
     entity_id: _Id | None = None
-    timestamp: Annotated[int | float | str, Field(union_mode="left_to_right")]
+    timestamp: Annotated[StrictInt | StrictFloat | StrictStr, Field(union_mode="left_to_right")]
     """Epoch seconds (v1, and v2's meta table) or an ISO 8601 time (v2's format example): both are read."""
     timestamp_micro: Annotated[int | None, Field(ge=0, lt=MAX_EPOCH_MS * 1000, strict=True)] = None
     """v1 only: the same moment in microseconds, which orders two changes within one second."""
@@ -277,7 +287,7 @@ class PipedriveSource:
         Raises:
             CredentialsError: no credentials, another scheme, not base64 of UTF-8 text, or no match.
         """
-        verify_credential(given=_basic_credentials(request), secrets=secrets, what="HTTP Basic credentials")
+        verify_credential(given=_basic_credentials(request), secrets=secrets, what="HTTP Basic user:password")
 
     def parse(self, request: WebhookRequest) -> list[SourceEvent]:
         """The request's one event: the company is checked first, then the event is read.
