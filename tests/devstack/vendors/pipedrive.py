@@ -24,6 +24,8 @@ __all__ = ["COMPANY", "CUSTOMER_ID_FIELD", "VENDOR", "PipedriveWebhooks", "basic
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "pipedrive"
 COMPANY = 7_340_112
 FOREIGN_COMPANY = 9_900_001
+DOCS_COMPANY = 1234567890
+"""The company of Pipedrive's v1 sample: allowed locally, so the sample is read as published."""
 CUSTOMER_ID_FIELD = "5a3f0c9e8d7b6a5f4e3d2c1b0a9f8e7d6c5b4a39"
 """The test deployment's key of the person custom field holding the Sphere customer id."""
 SAMPLE_PERSON = 4242
@@ -105,7 +107,7 @@ class PipedriveWebhooks:
     secret_variable = "PIPEDRIVE_BASIC_AUTH"
     local_secret = "sphere-webhooks:local-pipedrive-password"
     parameters: Mapping[str, str] = {
-        "PipedriveCompanyIds": f"{COMPANY},1234567",
+        "PipedriveCompanyIds": f"{COMPANY},{DOCS_COMPANY}",
         "PipedriveCustomerIdField": CUSTOMER_ID_FIELD,
     }
     full_record = True

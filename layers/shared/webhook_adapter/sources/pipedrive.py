@@ -64,7 +64,8 @@ Deletions (v2 ``delete``, v1 ``deleted``) and v1 ``merged`` carry no new values:
 """
 _V1_RETRY_COUNTER = "retry"
 """The one top-level key Pipedrive v1 changes when it resends an event: left out of its identity."""
-_V2_ATTEMPT = "attempt"
+_ATTEMPT = "attempt"
+"""v2's attempt counter in ``meta``: left out of a v1 identity too, should a v1 event carry one."""
 _UNAUTHORIZED = 401
 _EPOCH_SECONDS_LIMIT = 10**11
 """Numbers below this are epoch seconds, above it epoch milliseconds (10**11 s is the year 5138)."""
@@ -354,7 +355,7 @@ class PipedriveSource:
         identity = {key: value for key, value in payload.items() if key != _V1_RETRY_COUNTER}
         meta_document = identity.get("meta")
         if isinstance(meta_document, dict):
-            identity["meta"] = {key: value for key, value in meta_document.items() if key != _V2_ATTEMPT}
+            identity["meta"] = {key: value for key, value in meta_document.items() if key != _ATTEMPT}
         return "v1:" + hashlib.sha256(canonical_json(identity).encode()).hexdigest()
 
     def _person(self, record: dict[str, Any], *, v1: bool) -> _Person:
