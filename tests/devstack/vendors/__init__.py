@@ -22,6 +22,7 @@ _MODULES = {
     "hubspot": "devstack.vendors.hubspot",
     "generic": "devstack.vendors.generic",
     "hubspot-workflow": "devstack.vendors.hubspot_workflow",
+    "close": "devstack.vendors.close",
 }
 
 
