@@ -333,12 +333,30 @@ def test_a_body_that_is_not_one_readable_record_is_an_invalid_payload(body: Any,
     assert_invalid(body, names=names)
 
 
-def test_a_value_that_cannot_be_carried_anywhere_in_the_body_makes_it_invalid() -> None:
-    # Given a record holding a lone surrogate in an unmapped property
-    body = b'{"id": "51", "properties": {"email": "a@example.com", "notes": "\\ud800"}}'
+def test_a_value_that_cannot_be_carried_is_refused_only_where_it_is_read() -> None:
+    # Given a lone surrogate in an unmapped property (HubSpot gets no retry after a 4xx), then in the email
+    unread = b'{"id": "51", "properties": {"email": "a@example.com", "notes": "\\ud800", "n": 1' + b"9" * 80 + b"}}"
+    read = b'{"id": "51", "properties": {"email": "\\ud800"}}'
 
-    # Then the request is refused (its digest would be the dedup key)
-    assert_invalid(body, names="lone surrogate")
+    # Then the first goes on, with a key stable across retries, and the second is refused naming the property
+    [event], [retry] = source().parse(request(unread)), source().parse(request(unread))
+    assert event.changes == {ContactField.EMAIL: "a@example.com"}
+    assert event.key == retry.key
+    assert_invalid(read, names="properties.email holds text with a lone surrogate")
+
+
+@pytest.mark.parametrize(
+    ("body", "names"),
+    [
+        (b'{"id": 1' + b"0" * 80 + b', "properties": {}}', "id"),
+        (b'{"id": "51", "id": "52", "properties": {}}', "id"),
+        (b'{"id": "51", "properties": {"lastmodifieddate": 1' + b"0" * 80 + b"}}", "properties.lastmodifieddate"),
+    ],
+)
+def test_an_uncarriable_id_or_time_is_an_invalid_payload(body: bytes, names: str) -> None:
+    # Given a record id of 81 digits, a repeated id key, or a time of 81 digits
+    # Then the request is refused, naming the key
+    assert_invalid(body, names=names)
 
 
 # --- authentication -------------------------------------------------------------------------------

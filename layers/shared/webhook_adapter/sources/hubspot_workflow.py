@@ -12,7 +12,8 @@ workflow webhook only on 429 and 5xx, never on another 4xx: a request answered 4
 only what cannot be read at all is refused.
 
 The body carries no event id: a retry resends the same body, so the dedup key is a digest of the
-canonical body.
+canonical body. A value that cannot be carried on (see ``parse_json``) refuses the request only where
+it is read: with "include all properties", an odd unrelated property must not lose the record.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from webhook_adapter.dotted import MISSING
 from webhook_adapter.errors import CredentialsError, InvalidPayload, SignatureError
@@ -32,11 +33,11 @@ from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_credential, verify_hubspot_v3
 from webhook_adapter.sources.base import (
     JSON_MEDIA_TYPE,
+    Unusable,
     WebhookRequest,
     canonical_json,
     describe_validation_error,
     field_map_or,
-    first_unusable,
     json_answer,
     over_cap,
     parse_json,
@@ -92,6 +93,13 @@ class WorkflowRecord(BaseModel):
     updated_at: Annotated[Any, Field(alias="updatedAt")] = None
     archived: Annotated[bool, Field(strict=True)] = False
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _usable(cls, value: Any) -> Any:
+        if isinstance(value, Unusable):
+            raise ValueError(value.problem)  # noqa: TRY004 - pydantic turns ValueError into a field error
+        return value
+
     @property
     def record_id(self) -> str | None:
         """``id`` (objects API), or ``objectId`` / ``vid`` of the older shapes."""
@@ -129,6 +137,8 @@ def _text(value: Any, where: str) -> str:
         return ""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
+    if isinstance(value, Unusable):
+        raise InvalidPayload(f"{where} holds {value.problem}")
     if not isinstance(value, str):
         raise InvalidPayload(f"{where} must be text, a number or null")
     return value.strip()
@@ -229,14 +239,12 @@ class HubSpotWorkflowSource:
         """The request's one event: the record's mapped properties as field changes.
 
         Raises:
-            InvalidPayload: not a JSON object with a record id and a ``properties`` object, a value that
+            InvalidPayload: not a JSON object with a record id and a ``properties`` object, a value read that
                 cannot be carried on, a mapped property that is not text, or a bad change time.
         """
         payload = parse_json(request.body)
         if not isinstance(payload, dict):
             raise InvalidPayload("HubSpot workflow webhook body must be a JSON object (one record)")
-        if (unusable := first_unusable(payload)) is not None:
-            raise InvalidPayload(f"request body holds {unusable.problem}")
         try:
             record = WorkflowRecord.model_validate(payload)
         except ValidationError as exc:
