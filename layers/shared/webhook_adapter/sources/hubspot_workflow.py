@@ -144,7 +144,7 @@ def _text(value: Any, where: str) -> str:
     return value.strip()
 
 
-def epoch_ms(value: Any, where: str) -> int:
+def _epoch_ms(value: Any, where: str) -> int:
     """A HubSpot time in epoch milliseconds: a number or digit string of milliseconds, or ISO 8601 with a zone.
 
     Raises:
@@ -282,9 +282,9 @@ class HubSpotWorkflowSource:
         for name in TIME_PROPERTIES:
             value = _property(record.properties, name)
             if value is not MISSING and value not in (None, ""):
-                return epoch_ms(value, f"properties.{name}")
+                return _epoch_ms(value, f"properties.{name}")
         if record.updated_at not in (None, ""):
-            return epoch_ms(record.updated_at, "updatedAt")
+            return _epoch_ms(record.updated_at, "updatedAt")
         return None
 
     def _changes(self, properties: Mapping[str, Any]) -> tuple[dict[ContactField, FieldValue], dict[ContactField, str]]:
