@@ -22,6 +22,8 @@ _MODULES = {
     "hubspot": "devstack.vendors.hubspot",
     "generic": "devstack.vendors.generic",
     "pipedrive": "devstack.vendors.pipedrive",
+    "hubspot-workflow": "devstack.vendors.hubspot_workflow",
+    "close": "devstack.vendors.close",
 }
 
 

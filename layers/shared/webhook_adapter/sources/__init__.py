@@ -18,6 +18,8 @@ SOURCE_MODULES = {
     "hubspot": "webhook_adapter.sources.hubspot",
     "generic": "webhook_adapter.sources.generic",
     "pipedrive": "webhook_adapter.sources.pipedrive",
+    "hubspot-workflow": "webhook_adapter.sources.hubspot_workflow",
+    "close": "webhook_adapter.sources.close",
 }
 """Route name (``POST /webhooks/{name}``) to the module whose ``build()`` returns the source."""
 
