@@ -83,12 +83,16 @@ def test_objects_api_contact_sample_becomes_one_change_of_its_mapped_properties(
     # When parsed
     [event] = source().parse(request(body))
 
-    # Then its email, phone and street are changes; its id is the contact; lastmodifieddate orders it
+    # Then its email, phone and address are changes; its id is the contact; lastmodifieddate orders it
     assert event.settled is None
     assert event.changes == {
         ContactField.EMAIL: "bcooper@biglytics.net",
         ContactField.PHONE: "(877) 929-0687",
         ContactField.LINE1: "25 First Street",
+        ContactField.CITY: "Cambridge",
+        ContactField.STATE: "MA",
+        ContactField.POSTAL_CODE: "02139",
+        ContactField.COUNTRY: "United States",
     }
     assert event.contact_id == "512"
     assert event.occurred_at == 1_575_737_406_678

@@ -126,7 +126,17 @@ class HubSpotWorkflow:
         return SampleExpectation(
             contact_id=_SAMPLE_RECORD_ID,
             customer_id=SEED_INDIVIDUAL_ID,
-            patch={"email": "bcooper@biglytics.net", "phone": "+18779290687"},
+            patch={
+                "email": "bcooper@biglytics.net",
+                "phone": "+18779290687",
+                "address": {
+                    "line1": "25 First Street",
+                    "city": "Cambridge",
+                    "state": "MA",
+                    "postalCode": "02139",
+                    "country": "USA",
+                },
+            },
             event_ids=(f"{_SAMPLE_RECORD_ID}@2019-12-07T16:50:06.678Z",),
         )
 

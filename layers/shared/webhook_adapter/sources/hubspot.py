@@ -31,6 +31,7 @@ from webhook_adapter.sources.base import (
     parse_json,
     require_media_type,
 )
+from webhook_adapter.sources.hubspot_properties import DEFAULT_FIELD_MAP
 
 __all__ = ["DEFAULT_FIELD_MAP", "UNKNOWN_CONTACT", "HubSpotConfig", "HubSpotEvent", "HubSpotSource", "build"]
 
@@ -43,18 +44,6 @@ _RETRY_COUNTER = "attemptNumber"
 """The one key HubSpot changes when it resends an event: left out of a refused event's identity."""
 CONTACT_OBJECT_TYPE = "0-1"
 PROPERTY_CHANGE_TYPES = frozenset({"contact.propertyChange", "object.propertyChange"})
-
-DEFAULT_FIELD_MAP: dict[str, ContactField] = {
-    "email": ContactField.EMAIL,
-    "phone": ContactField.PHONE,
-    "mobilephone": ContactField.MOBILE_PHONE,
-    "address": ContactField.LINE1,
-    "city": ContactField.CITY,
-    "state": ContactField.STATE,
-    "zip": ContactField.POSTAL_CODE,
-    "country": ContactField.COUNTRY,
-}
-"""HubSpot contact property (internal name) to contact field; override with ``HUBSPOT_FIELD_MAP`` (JSON)."""
 
 
 class HubSpotConfig(BaseModel):

@@ -43,7 +43,7 @@ from webhook_adapter.sources.base import (
     parse_json,
     require_media_type,
 )
-from webhook_adapter.sources.hubspot import DEFAULT_FIELD_MAP
+from webhook_adapter.sources.hubspot_properties import DEFAULT_FIELD_MAP
 
 __all__ = ["API_KEY_NAME", "HubSpotWorkflowConfig", "HubSpotWorkflowSource", "WorkflowRecord", "build"]
 

@@ -1,0 +1,25 @@
+"""HubSpot's contact properties as the adapter maps them: shared by app webhooks and workflow webhooks.
+
+Its own module so a container serving one of the two HubSpot routes does not load the other's code.
+"""
+
+from __future__ import annotations
+
+from webhook_adapter.model import ContactField
+
+__all__ = ["DEFAULT_FIELD_MAP"]
+
+DEFAULT_FIELD_MAP: dict[str, ContactField] = {
+    "email": ContactField.EMAIL,
+    "phone": ContactField.PHONE,
+    "mobilephone": ContactField.MOBILE_PHONE,
+    "address": ContactField.LINE1,
+    "city": ContactField.CITY,
+    "state": ContactField.STATE,
+    "zip": ContactField.POSTAL_CODE,
+    "country": ContactField.COUNTRY,
+}
+"""HubSpot contact property (internal name) to contact field.
+
+Override with ``HUBSPOT_FIELD_MAP`` (app webhooks) or ``HUBSPOT_WORKFLOW_FIELD_MAP`` (workflows), JSON.
+"""
