@@ -498,6 +498,24 @@ def test_a_body_that_is_not_a_usable_context_is_invalid(body: bytes | dict[str, 
     assert_invalid(body, names=names)
 
 
+@pytest.mark.parametrize(
+    ("field", "raw"),
+    [
+        ("MessageName", '"Update\\ud800"'),
+        ("PrimaryEntityId", "1" * 100),
+        ("OperationCreatedOn", '"/Date(1)/\\uffff"'),
+        ("PrimaryEntityName", '"contact\\ud800"'),
+    ],
+)
+def test_an_unusable_value_in_a_field_the_adapter_reads_is_invalid(field: str, raw: str) -> None:
+    # Given a context field holding what JSON can write but nothing downstream can carry
+    body = json.dumps(context(**{field: "__raw__"})).replace('"__raw__"', raw).encode()
+
+    # Then the request is refused naming the field and the problem
+    error = assert_invalid(body, names=field)
+    assert "surrogate" in error.message or "digits" in error.message or "noncharacter" in error.message
+
+
 def test_deeply_nested_body_is_invalid() -> None:
     nested: Any = PLANTED
     for _ in range(40):
