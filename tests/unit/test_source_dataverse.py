@@ -509,7 +509,8 @@ def test_a_body_that_is_not_a_usable_context_is_invalid(body: bytes | dict[str, 
 )
 def test_an_unusable_value_in_a_field_the_adapter_reads_is_invalid(field: str, raw: str) -> None:
     # Given a context field holding what JSON can write but nothing downstream can carry
-    body = json.dumps(context(**{field: "__raw__"})).replace('"__raw__"', raw).encode()
+    overrides: dict[str, Any] = {field: "__raw__"}
+    body = json.dumps(context(**overrides)).replace('"__raw__"', raw).encode()
 
     # Then the request is refused naming the field and the problem
     error = assert_invalid(body, names=field)
