@@ -342,6 +342,28 @@ def test_a_context_over_the_size_limit_is_incomplete() -> None:
     assert "256 KB" in event.reason
 
 
+@pytest.mark.parametrize("stripped", [None, "absent"])
+def test_a_context_stripped_to_null_or_without_the_lists_is_still_read(stripped: str | None) -> None:
+    # Given a stripped context whose InputParameters and images are null, or left out
+    document = context()
+    for key in ("InputParameters", "PostEntityImages"):
+        if stripped is None:
+            document[key] = None
+        else:
+            del document[key]
+
+    # Then with the size header it is incomplete, and without it a contact Update missing its Target is invalid
+    event = parse_one(document, headers={"x-ms-dynamics-msg-size-exceeded": "true"})
+    assert event.settled is Status.INCOMPLETE
+    assert_invalid(document, names="one Target entity")
+
+
+def test_the_longest_message_and_entity_names_fit_the_kind() -> None:
+    event = parse_one(context(MessageName="M" * 63, PrimaryEntityName="e" * 63))
+    assert event.kind == f"{'e' * 63}.{'M' * 63}"
+    assert_invalid(context(MessageName="M" * 64), names="MessageName")
+
+
 def test_the_size_header_on_another_entity_is_still_only_ignored() -> None:
     event = parse_one(context(PrimaryEntityName="account"), headers={"x-ms-dynamics-msg-size-exceeded": "true"})
     assert event.settled is Status.IGNORED

@@ -121,8 +121,9 @@ def _guid(value: Any) -> Any:
     raise ValueError("must be a GUID")
 
 
-type _Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
-"""A message or entity name: an identifier (they end up in the kind and reasons of recorded events)."""
+type _Name = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
+"""A message or entity name: an identifier (they end up in the kind and reasons of recorded events; two of them and
+a dot fit the 128 characters of a kind)."""
 
 
 class _Pair(BaseModel):
@@ -182,10 +183,16 @@ class DataverseContext(BaseModel):
     input_parameters: Annotated[list[_Pair], Field(alias="InputParameters")] = Field(default_factory=list)
     post_entity_images: Annotated[list[_Pair], Field(alias="PostEntityImages")] = Field(default_factory=list)
 
-    @field_validator("message_name", "primary_entity_name", "input_parameters", "post_entity_images", mode="before")
+    @field_validator("message_name", "primary_entity_name", mode="before")
     @classmethod
     def _usable_value(cls, value: Any) -> Any:
         return _usable(value)
+
+    @field_validator("input_parameters", "post_entity_images", mode="before")
+    @classmethod
+    def _stripped_is_empty(cls, value: Any) -> Any:
+        """``null`` reads as an empty list: how a context stripped for size sends them is not documented."""
+        return [] if value is None else _usable(value)
 
     @field_validator("primary_entity_id", "organization_id", mode="before")
     @classmethod
@@ -261,6 +268,7 @@ class DataverseSource:
 
         Raises:
             CredentialsError: no key is configured, none was sent, ``code`` was sent twice, or nothing matches.
+            SignatureError: the key sent is not text (a lone surrogate has no bytes to compare).
         """
         header = request.header(API_KEY_HEADER)
         if header is not None:
