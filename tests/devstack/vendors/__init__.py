@@ -24,6 +24,7 @@ _MODULES = {
     "pipedrive": "devstack.vendors.pipedrive",
     "hubspot-workflow": "devstack.vendors.hubspot_workflow",
     "close": "devstack.vendors.close",
+    "dataverse": "devstack.vendors.dataverse",
 }
 
 

@@ -20,6 +20,7 @@ SOURCE_MODULES = {
     "pipedrive": "webhook_adapter.sources.pipedrive",
     "hubspot-workflow": "webhook_adapter.sources.hubspot_workflow",
     "close": "webhook_adapter.sources.close",
+    "dataverse": "webhook_adapter.sources.dataverse",
 }
 """Route name (``POST /webhooks/{name}``) to the module whose ``build()`` returns the source."""
 
