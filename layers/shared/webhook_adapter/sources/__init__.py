@@ -17,6 +17,7 @@ __all__ = ["SOURCE_MODULES", "Source", "WebhookRequest", "get_source"]
 SOURCE_MODULES = {
     "hubspot": "webhook_adapter.sources.hubspot",
     "generic": "webhook_adapter.sources.generic",
+    "salesforce": "webhook_adapter.sources.salesforce",
 }
 """Route name (``POST /webhooks/{name}``) to the module whose ``build()`` returns the source."""
 
