@@ -21,6 +21,7 @@ __all__ = ["VENDORS", "SampleExpectation", "Vendor", "VendorRequest", "json_erro
 _MODULES = {
     "hubspot": "devstack.vendors.hubspot",
     "generic": "devstack.vendors.generic",
+    "salesforce": "devstack.vendors.salesforce",
 }
 
 

@@ -67,7 +67,7 @@ ACK = (
     "<Ack>true</Ack>\n"
     "</notificationsResponse>\n"
     "</soapenv:Body>\n"
-    "</soapenv:Envelope>"
+    "</soapenv:Envelope>\n"
 )
 """The answer that tells Salesforce the message is delivered (Help article 000381752); anything else is a retry."""
 
@@ -187,7 +187,7 @@ def fault(status: int, message: str) -> str:
         f"<faultstring>{html.escape(message, quote=False)}</faultstring>\n"
         "</soapenv:Fault>\n"
         "</soapenv:Body>\n"
-        "</soapenv:Envelope>"
+        "</soapenv:Envelope>\n"
     )
 
 
