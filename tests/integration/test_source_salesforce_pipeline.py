@@ -200,6 +200,7 @@ def test_an_unauthenticated_or_foreign_message_gets_a_client_fault_and_is_record
         "a DTD",
         "a SOAP envelope without notifications",
         "no notification",
+        "nested 10,000 levels deep",
         "empty",
     ],
 )

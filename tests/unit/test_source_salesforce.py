@@ -12,7 +12,7 @@ from devstack.vendors.salesforce import notification, outbound_message, record_i
 from webhook_adapter.errors import CredentialsError, ForbiddenSender, InvalidPayload, UnsupportedMediaType
 from webhook_adapter.model import ContactField, SourceEvent, Status
 from webhook_adapter.sources.base import MAX_VALUE_CHARS, WebhookRequest
-from webhook_adapter.sources.salesforce import ACK, SalesforceConfig, SalesforceSource, build
+from webhook_adapter.sources.salesforce import ACK, MAX_XML_DEPTH, SalesforceConfig, SalesforceSource, build
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "salesforce"
 NOW = 1_700_000_000.0
@@ -423,6 +423,28 @@ def test_more_than_100_notifications_is_invalid_and_100_are_read() -> None:
     assert len(parse(*hundred)) == 100
     with pytest.raises(InvalidPayload, match="1 to 100 notifications, got 101"):
         parse(*hundred, contact({}, number=101))
+
+
+def _nested(levels: int) -> bytes:
+    """A message whose Email (level 6) holds ``levels`` more levels of elements."""
+    item = contact({"Email": "x"}).replace(
+        "<sf:Email>x</sf:Email>", f"<sf:Email>{'<a>' * levels}{'</a>' * levels}</sf:Email>"
+    )
+    return outbound_message([item])
+
+
+def test_nesting_up_to_the_depth_limit_is_read_and_deeper_is_invalid() -> None:
+    # Given a message nested exactly to the limit (a field holding elements: that notification is refused)
+    [event] = source().parse(request(_nested(MAX_XML_DEPTH - 6)))
+    assert event.settled == Status.REFUSED
+
+    # When a message is nested one level deeper, or a hundred thousand levels deeper
+    for levels in (MAX_XML_DEPTH - 5, 100_000):
+        with pytest.raises(InvalidPayload) as raised:
+            source().parse(request(_nested(levels)))
+
+        # Then it is a 400, not a crash
+        assert raised.value.message == f"request body is nested deeper than {MAX_XML_DEPTH} levels"
 
 
 def _with_doctype(doctype: str, value: str) -> bytes:

@@ -183,6 +183,7 @@ class SalesforceOrg:
                 b"</notifications>", b"</other>"
             ),
             "no notification": outbound_message([]),
+            "nested 10,000 levels deep": good.replace(b"ada@example.com", b"<a>" * 10_000 + b"</a>" * 10_000),
             "empty": b"",
         }
         return {name: self._post(body, secret=secret) for name, body in bodies.items()}

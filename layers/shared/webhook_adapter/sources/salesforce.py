@@ -38,7 +38,7 @@ from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_credential
 from webhook_adapter.sources.base import Answer, WebhookRequest, over_cap, require_media_type
 
-__all__ = ["ACK", "XML_MEDIA_TYPE", "SalesforceConfig", "SalesforceSource", "build", "fault"]
+__all__ = ["ACK", "MAX_XML_DEPTH", "XML_MEDIA_TYPE", "SalesforceConfig", "SalesforceSource", "build", "fault"]
 
 NAME = "salesforce"
 MAX_NOTIFICATIONS = 100
@@ -57,6 +57,9 @@ _MAX_RECORD_ID = 64
 _OBJECT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,79}")
 """An sObject's API name (``Contact``, ``Invoice__c``), as ``xsi:type`` gives it after its prefix."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_XML_DEPTH = 32
+"""Deepest element accepted: an Outbound Message is 5 levels deep (a field of an sObject). Bounded because the
+standard library serializes (and a refused notification's digest is taken) by recursion."""
 _SERVER_ERROR = 500
 _OK = 200
 
@@ -338,8 +341,8 @@ def _notifications(body: bytes) -> Element:
     """The ``notifications`` element of a SOAP envelope, read without DTDs or entities.
 
     Raises:
-        InvalidPayload: empty, not well-formed XML, a DTD or an entity, or not a SOAP envelope around
-            Salesforce's ``notifications``.
+        InvalidPayload: empty, not well-formed XML, a DTD or an entity, nested deeper than
+            ``MAX_XML_DEPTH``, or not a SOAP envelope around Salesforce's ``notifications``.
     """
     if not body.strip():
         raise InvalidPayload("request body is empty")
@@ -349,11 +352,24 @@ def _notifications(body: bytes) -> Element:
         raise InvalidPayload("request body declares a DTD or an entity, which are not accepted") from exc
     except ParseError as exc:
         raise InvalidPayload("request body is not well-formed XML") from exc
+    if _deeper_than(root, MAX_XML_DEPTH):
+        raise InvalidPayload(f"request body is nested deeper than {MAX_XML_DEPTH} levels")
     body_element = root.find(f"{{{_SOAP}}}Body") if root.tag == f"{{{_SOAP}}}Envelope" else None
     notifications = None if body_element is None else body_element.find(f"{{{_OUTBOUND}}}notifications")
     if notifications is None:
         raise InvalidPayload("request body is not a SOAP envelope of Salesforce outbound notifications")
     return notifications
+
+
+def _deeper_than(root: Element, limit: int) -> bool:
+    """Whether an element lies more than ``limit`` levels down (the root is level 1), found without recursion."""
+    pending = [(root, 1)]
+    while pending:
+        element, level = pending.pop()
+        if level > limit:
+            return True
+        pending.extend((child, level + 1) for child in element)
+    return False
 
 
 def _organization(notifications: Element) -> str:
