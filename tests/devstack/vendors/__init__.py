@@ -25,6 +25,7 @@ _MODULES = {
     "hubspot-workflow": "devstack.vendors.hubspot_workflow",
     "close": "devstack.vendors.close",
     "dataverse": "devstack.vendors.dataverse",
+    "salesforce": "devstack.vendors.salesforce",
 }
 
 

@@ -21,6 +21,7 @@ SOURCE_MODULES = {
     "hubspot-workflow": "webhook_adapter.sources.hubspot_workflow",
     "close": "webhook_adapter.sources.close",
     "dataverse": "webhook_adapter.sources.dataverse",
+    "salesforce": "webhook_adapter.sources.salesforce",
 }
 """Route name (``POST /webhooks/{name}``) to the module whose ``build()`` returns the source."""
 
