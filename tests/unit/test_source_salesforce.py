@@ -388,6 +388,9 @@ def test_a_refused_notification_is_named_by_its_id_when_readable_and_by_its_posi
         (b'{"notifications": []}', "request body is not well-formed XML"),
         (b"<soapenv:Envelope", "request body is not well-formed XML"),
         (b"<a>\xff</a>", "request body is not well-formed XML"),
+        # Found by test_source_properties: an encoding no codec knows raised LookupError (a 500).
+        (b'<?xml version="1.0" encoding="U-TF-8"?><a/>', "request body is not in an encoding it can be read in"),
+        (b'<?xml version="1.0" encoding="utf-32"?><a/>', "request body is not in an encoding it can be read in"),
         (b"<Envelope/>", "request body is not a SOAP envelope of Salesforce outbound notifications"),
         (
             outbound_message([]).replace(b"http://soap.sforce.com/2005/09/outbound", b"urn:other"),

@@ -341,8 +341,8 @@ def _notifications(body: bytes) -> Element:
     """The ``notifications`` element of a SOAP envelope, read without DTDs or entities.
 
     Raises:
-        InvalidPayload: empty, not well-formed XML, a DTD or an entity, nested deeper than
-            ``MAX_XML_DEPTH``, or not a SOAP envelope around Salesforce's ``notifications``.
+        InvalidPayload: empty, not well-formed XML, in an encoding that cannot be read, a DTD or an entity,
+            nested deeper than ``MAX_XML_DEPTH``, or not a SOAP envelope around Salesforce's ``notifications``.
     """
     if not body.strip():
         raise InvalidPayload("request body is empty")
@@ -352,6 +352,8 @@ def _notifications(body: bytes) -> Element:
         raise InvalidPayload("request body declares a DTD or an entity, which are not accepted") from exc
     except ParseError as exc:
         raise InvalidPayload("request body is not well-formed XML") from exc
+    except (LookupError, ValueError) as exc:  # an encoding no codec knows, or one expat cannot read (multi-byte)
+        raise InvalidPayload("request body is not in an encoding it can be read in") from exc
     if _deeper_than(root, MAX_XML_DEPTH):
         raise InvalidPayload(f"request body is nested deeper than {MAX_XML_DEPTH} levels")
     body_element = root.find(f"{{{_SOAP}}}Body") if root.tag == f"{{{_SOAP}}}Envelope" else None
