@@ -119,6 +119,7 @@ def test_the_vendors_sample_becomes_its_patch_and_delivered_outcomes_and_the_ans
     history = wait_for(delivered)
     patches = stack.standin.patches(expected.customer_id)[before:]
     assert [patch.body for patch in patches] == [expected.patch]
+    assert len(history) == expected.queued
     if expected.event_ids:
         assert {item["event_id"] for item in history} == set(expected.event_ids)
 

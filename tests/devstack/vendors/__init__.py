@@ -57,6 +57,14 @@ class SampleExpectation:
     customer_id: str
     patch: Mapping[str, object]
     event_ids: tuple[str, ...] = field(default_factory=tuple)
+    """The sample's event ids, when they are fixed (a v1 Pipedrive event's id is a digest of its body)."""
+    event_count: int = 0
+    """How many events the sample queues for delivery, when ``event_ids`` cannot say."""
+
+    @property
+    def queued(self) -> int:
+        """How many events the sample queues for delivery."""
+        return self.event_count or len(self.event_ids)
 
 
 class Vendor(Protocol):

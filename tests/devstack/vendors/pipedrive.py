@@ -250,6 +250,7 @@ class PipedriveWebhooks:
         return SampleExpectation(
             contact_id=f"{COMPANY}:{SAMPLE_PERSON}",
             customer_id=SEED_INDIVIDUAL_ID,
+            event_count=1,
             patch={
                 "email": "ada.lovelace@example.com",
                 "phone": "+13125550142",
