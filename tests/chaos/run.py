@@ -136,6 +136,10 @@ class ChaosReport:
             "or no answer",
             f"  accepted    {len(traffic.accepted)} events; {traffic.answered_duplicate} answered as duplicates; "
             f"{len(traffic.failed_requests)} requests never accepted",
+            "  by source   "
+            + ", ".join(
+                f"{source} {count}" for source, count in sorted(Counter(s for s, _ in traffic.accepted).items())
+            ),
             "  final       " + ", ".join(f"{status} {count}" for status, count in verdict.statuses.most_common()),
             f"  sphere      {sum(self.patches.values())} PATCHes: "
             + ", ".join(f"{status} {count}" for status, count in self.patches.most_common())

@@ -1,7 +1,8 @@
 """Chaos load over the local stack: nothing lost, nothing applied twice, no contact's field going back in time.
 
 ``make test`` runs the 1,000-event load; ``make soak`` the 10,000-event one over 500 contacts
-(``CHAOS_SOAK=1``), printing its counts. Both mix HubSpot batches and generic webhooks, ~30 %
+(``CHAOS_SOAK=1``), printing its counts. Both spread the contacts over every source (HubSpot batches,
+generic webhooks, and each other CRM's requests from its vendor kit), ~30 %
 re-sent events (at once or much later), ~10 % older changes sent after newer ones, and a Sphere
 failing 20 % of calls with 429s, 5xx, timeouts, drops, and updates applied but answered 502 or
 dropped. ``chaos.verdict`` defines each check.

@@ -87,6 +87,14 @@ class ChaosContact:
     versions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FIELDS, 0))
 
     @property
+    def fields(self) -> tuple[str, ...]:
+        """The Sphere request fields this contact's CRM record carries (a Close contact has no address)."""
+        if self.source in {"hubspot", "generic"}:
+            return FIELDS
+        carried = vendor(self.source).fields
+        return tuple(name for name in FIELDS if set(kit_values(name, sphere_value(name, 0, 0))) <= carried)
+
+    @property
     def contact_id(self) -> str:
         """The contact's id as the adapter keys it."""
         if self.source == "hubspot":
@@ -262,7 +270,7 @@ class CrmClient:
 
     def _new_change(self, contact: ChaosContact) -> Change:
         """A change of a random field; sometimes a newer one goes first and its older twin is held back."""
-        field_name = self.random.choice(FIELDS)
+        field_name = self.random.choice(contact.fields)
         if self.random.random() < self.pair_share:
             older_at, newer_at = contact.tick(), contact.tick()
             _, older_value = contact.next_value(field_name)
@@ -279,7 +287,7 @@ class CrmClient:
         elif contact.source == "generic":
             event_id = f"msg_chaos_{number}"
         else:
-            event_id = vendor(contact.source).event_id(number)
+            event_id = vendor(contact.source).event_id(contact.number, number, occurred_at)
             self.kit_numbers[event_id] = number
         return Change(contact.customer_id, field_name, value, occurred_at, event_id)
 
@@ -287,13 +295,13 @@ class CrmClient:
         """The contact's Sphere customer id and a value of every field, in one request."""
         contact.started = True
         at = contact.tick()
-        values = {name: contact.next_value(name)[1] for name in FIELDS}
+        values = {name: contact.next_value(name)[1] for name in contact.fields}
         if contact.source not in {"hubspot", "generic"}:
             number = self.event_ids()
-            event_id = vendor(contact.source).event_id(number)
-            changes = tuple(Change(contact.customer_id, name, values[name], at, event_id) for name in FIELDS)
+            event_id = vendor(contact.source).event_id(contact.number, number, at)
+            changes = tuple(Change(contact.customer_id, name, values[name], at, event_id) for name in contact.fields)
             sent: dict[ContactField, str | None] = {ContactField.CUSTOMER_ID: contact.customer_id}
-            for name in FIELDS:
+            for name in contact.fields:
                 sent |= kit_values(name, values[name])
             kit_change = KitChange(contact.number, sent, number, at)
             return CrmRequest(contact.source, (event_id,), changes, kit_change=kit_change)

@@ -347,3 +347,21 @@ def test_backoff_never_exceeds_the_sqs_visibility_limit(retry_after: int | None)
 
     # Then the delay is 12 hours at most
     assert delay == MAX_VISIBILITY_SECONDS == 43_200
+
+
+def test_a_sources_note_on_a_delivered_event_reaches_its_outcome() -> None:
+    # Given an event whose source noted how it read a field (Pipedrive: the address from its formatted text)
+    noted = SourceEvent(
+        key="e1",
+        event_id="e1",
+        contact_id="62515:51",
+        occurred_at=T0,
+        kind="test",
+        changes=dict(FULL_ADDRESS),
+        reason="address taken from the formatted address",
+    )
+
+    # When it is delivered, Then its outcome keeps the note
+    outcome = deliver(known_customer(), [noted])["e1"]
+    assert outcome.status is Status.DELIVERED
+    assert outcome.reason == "address taken from the formatted address"

@@ -133,8 +133,29 @@ def event_outcome(
     Pure: ``sent`` is the body that was sent (empty if none), ``result`` Sphere's answer to it and
     ``refused`` whether that answer was a permanent refusal; ``skipped`` the request fields left
     out because Sphere refused the same value before; ``masked`` the sent body with PII erased, when
-    the caller already made it (it is the same for every event of a change).
+    the caller already made it (it is the same for every event of a change). A note the source left
+    on the event (how it read a field) leads the outcome's reason.
     """
+    outcome = _event_outcome(
+        event, merged, plan, sent=sent, result=result, refused=refused, skipped=skipped, masked=masked
+    )
+    if event.reason is None or event.refused:  # a refusal's reason already names what the source refused
+        return outcome
+    reason = f"{event.reason}; {outcome.reason}" if outcome.reason else event.reason
+    return outcome.model_copy(update={"reason": reason})
+
+
+def _event_outcome(
+    event: SourceEvent,
+    merged: MergeResult,
+    plan: Plan,
+    *,
+    sent: dict[str, Any],
+    result: SphereResult | None,
+    refused: bool,
+    skipped: frozenset[Group],
+    masked: dict[str, Any] | None,
+) -> Outcome:
     won = merged.won[event.key]
     base = {"customer_id": plan.customer_id}
     if event.refused:

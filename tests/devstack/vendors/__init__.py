@@ -82,12 +82,14 @@ class Vendor(Protocol):
     """Local values of the source's other template parameters (allow-lists, custom field keys)."""
     full_record: bool
     """Whether each request carries the record's every mapped field (else one changed field per event)."""
+    fields: frozenset[ContactField]
+    """The contact fields one ``change`` can carry (a Close contact has no address: its lead does)."""
 
     def contact_id(self, contact: int) -> str:
         """The adapter's contact id for the CRM record numbered ``contact``."""
 
-    def event_id(self, event_id: int) -> str:
-        """The event id the adapter records for the event ``change`` numbered ``event_id`` (one-event requests)."""
+    def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
+        """The event id the adapter records for what ``change`` sent with these arguments (one event per request)."""
 
     def change(
         self,

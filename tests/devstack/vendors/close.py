@@ -68,9 +68,13 @@ class CloseOrganization:
     local_secret = "6c6f63616c2d636c6f73652d7369676e61747572652d6b65792d30303031"
     parameters: Mapping[str, str] = {"CloseCustomerIdField": CUSTOMER_ID_FIELD}
     full_record = True
+    fields = frozenset({ContactField.CUSTOMER_ID, *_CONTACT_FIELDS})
 
     def contact_id(self, contact: int) -> str:
         return f"{ORGANIZATION}:cont_test{contact}"
+
+    def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
+        return f"ev_test{event_id}"
 
     def lead_contact_id(self, contact: int) -> str:
         """The adapter's contact id of the lead ``change`` posts address fields of."""
@@ -94,9 +98,8 @@ class CloseOrganization:
                 email = values[ContactField.EMAIL]
                 data["emails"] = [{"type": "office", "email": email}] if email is not None else []
             if fields & {ContactField.PHONE, ContactField.MOBILE_PHONE}:
-                if not {ContactField.PHONE, ContactField.MOBILE_PHONE} <= fields:
-                    raise ValueError("Close sends a contact's phones as one list: give phone and mobile_phone")
-                phones = [("office", values[ContactField.PHONE]), ("mobile", values[ContactField.MOBILE_PHONE])]
+                # Close sends a contact's phones as one list: a phone not given is not in it, so it reads as cleared.
+                phones = [("office", values.get(ContactField.PHONE)), ("mobile", values.get(ContactField.MOBILE_PHONE))]
                 data["phones"] = [{"type": kind, "phone": phone} for kind, phone in phones if phone is not None]
         elif fields == _ADDRESS_FIELDS:
             object_type, object_id = "lead", f"lead_test{contact}"

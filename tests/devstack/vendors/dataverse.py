@@ -154,9 +154,13 @@ class DataverseWebhook:
     local_secret = "local-dataverse-webhook-key"
     parameters: Mapping[str, str] = {"DataverseCustomerIdColumn": CUSTOMER_ID_COLUMN}
     full_record = True
+    fields = frozenset(ContactField)
 
     def contact_id(self, contact: int) -> str:
         return f"{ORGANIZATION}:{guid(_CONTACT_PREFIX, contact)}"
+
+    def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
+        return guid(_OPERATION_PREFIX, event_id)
 
     def change(
         self,

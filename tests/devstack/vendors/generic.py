@@ -34,11 +34,12 @@ class GenericSender:
     local_secret = "whsec_bG9jYWwtZ2VuZXJpYy13ZWJob29rLXNlY3JldA=="
     parameters: Mapping[str, str] = {}
     full_record = True
+    fields = frozenset(ContactField)
 
     def contact_id(self, contact: int) -> str:
         return f"crm-contact-{contact}"
 
-    def event_id(self, event_id: int) -> str:
+    def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
         return f"msg_{event_id}"
 
     def _post(self, payload: Mapping[str, Any], *, event_id: int, occurred_at_ms: int, secret: str) -> VendorRequest:

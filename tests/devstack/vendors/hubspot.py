@@ -30,11 +30,12 @@ class HubSpotApp:
     local_secret = "local-hubspot-client-secret"
     parameters: Mapping[str, str] = {}
     full_record = False
+    fields = frozenset(ContactField)
 
     def contact_id(self, contact: int) -> str:
         return f"{PORTAL}:{contact}"
 
-    def event_id(self, event_id: int) -> str:
+    def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
         return str(event_id * 100)
 
     def _post(self, events: list[dict[str, object]], *, secret: str, base_url: str) -> VendorRequest:

@@ -62,9 +62,13 @@ class HubSpotWorkflow:
     local_secret = "local-hubspot-workflow-client-secret"
     parameters: Mapping[str, str] = {}
     full_record = True
+    fields = frozenset(ContactField)
 
     def contact_id(self, contact: int) -> str:
         return str(contact)
+
+    def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
+        return f"{contact}@{_iso(occurred_at_ms)}"
 
     def change(
         self,

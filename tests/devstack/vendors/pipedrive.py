@@ -111,9 +111,13 @@ class PipedriveWebhooks:
         "PipedriveCustomerIdField": CUSTOMER_ID_FIELD,
     }
     full_record = True
+    fields = frozenset(ContactField) - {ContactField.MOBILE_PHONE}
 
     def contact_id(self, contact: int) -> str:
         return f"{COMPANY}:{contact}"
+
+    def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
+        return str(uuid.UUID(int=event_id))
 
     def _post(self, document: Mapping[str, Any], *, secret: str) -> VendorRequest:
         headers = {

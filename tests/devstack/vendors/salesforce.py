@@ -111,9 +111,13 @@ class SalesforceOrg:
     local_secret = "local-salesforce-endpoint-token"
     parameters: Mapping[str, str] = {"SalesforceOrganizationIds": ORG}
     full_record = True
+    fields = frozenset(ContactField)
 
     def contact_id(self, contact: int) -> str:
         return f"{ORG[:15]}:{record_id('003', contact)}"
+
+    def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
+        return record_id("04l", event_id)
 
     def _post(self, body: bytes, *, secret: str) -> VendorRequest:
         return VendorRequest(
