@@ -11,7 +11,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from webhook_adapter.errors import CredentialsError, SignatureError
 
@@ -26,6 +26,7 @@ __all__ = [
     "verify_hubspot_legacy",
     "verify_hubspot_v3",
     "verify_standard_webhook",
+    "verify_with_any",
 ]
 
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -94,6 +95,25 @@ def _matches_any(expected: Iterable[bytes], given: Iterable[bytes]) -> bool:
         for signature in candidates:
             found |= hmac.compare_digest(mac, signature)
     return found
+
+
+def verify_with_any(secrets: Sequence[str], check: Callable[[str], None]) -> None:
+    """Pass when ``check`` passes for one of the secrets (a rotation holds two); else raise the last refusal.
+
+    For schemes whose verifier takes one secret at a time.
+
+    Raises:
+        SignatureError: no secret is configured, or ``check`` refused every one.
+    """
+    last_error = SignatureError("no verification secret is configured")
+    for secret in secrets or [""]:
+        try:
+            check(secret)
+        except SignatureError as exc:
+            last_error = exc
+        else:
+            return
+    raise last_error
 
 
 def _hubspot_decoded_uri(uri: str) -> str:

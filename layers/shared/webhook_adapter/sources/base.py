@@ -113,6 +113,20 @@ class Source(Protocol):
         """The request's events, in the order the CRM sent them. Raises ``InvalidPayload``."""
 
 
+class JsonSource:
+    """What a source posting JSON inherits: the ``application/json`` check and JSON answers."""
+
+    answer = staticmethod(json_answer)
+
+    def check_media_type(self, request: WebhookRequest) -> None:
+        """The CRM posts ``application/json`` (a ``charset`` parameter is allowed).
+
+        Raises:
+            UnsupportedMediaType: another content type.
+        """
+        require_media_type(request, JSON_MEDIA_TYPE)
+
+
 def require_media_type(request: WebhookRequest, expected: str) -> None:
     """Check the request's content type, ignoring parameters such as ``charset``.
 

@@ -24,14 +24,12 @@ from webhook_adapter.model import MAX_EPOCH_MS, ContactField, FieldValue, Source
 from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_close
 from webhook_adapter.sources.base import (
-    JSON_MEDIA_TYPE,
+    JsonSource,
     Unusable,
     WebhookRequest,
     describe_validation_error,
-    json_answer,
     over_cap,
     parse_json,
-    require_media_type,
 )
 
 __all__ = ["CloseConfig", "CloseEvent", "CloseSource", "build"]
@@ -152,23 +150,14 @@ def _entries(value: Any, where: str) -> list[Mapping[str, Any]]:
     return value
 
 
-class CloseSource:
+class CloseSource(JsonSource):
     """Verifies Close's signature and reads contact and lead events."""
 
     name = NAME
-    answer = staticmethod(json_answer)
 
     def __init__(self, config: CloseConfig) -> None:
         self.config = config
         self.secret_id = config.secret_id
-
-    def check_media_type(self, request: WebhookRequest) -> None:
-        """Close posts ``application/json``.
-
-        Raises:
-            UnsupportedMediaType: another content type.
-        """
-        require_media_type(request, JSON_MEDIA_TYPE)
 
     def verify(self, request: WebhookRequest, secrets: Sequence[str]) -> None:
         """Check ``close-sig-hash`` (hex HMAC-SHA256 of ``close-sig-timestamp`` + body) against each signature key.

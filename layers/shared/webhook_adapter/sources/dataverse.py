@@ -22,14 +22,12 @@ from webhook_adapter.model import MAX_EPOCH_MS, ContactField, FieldValue, Source
 from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_credential
 from webhook_adapter.sources.base import (
-    JSON_MEDIA_TYPE,
+    JsonSource,
     Unusable,
     WebhookRequest,
     describe_validation_error,
-    json_answer,
     over_cap,
     parse_json,
-    require_media_type,
 )
 
 __all__ = [
@@ -244,24 +242,15 @@ def _not_text(value: Any) -> str:
     return "an object (an OptionSetValue, EntityReference or other typed value)"
 
 
-class DataverseSource:
+class DataverseSource(JsonSource):
     """Checks Dataverse's key and reads the contact's columns from a ``RemoteExecutionContext``."""
 
     name = NAME
-    answer = staticmethod(json_answer)
 
     def __init__(self, config: DataverseConfig) -> None:
         self.config = config
         self.secret_id = config.secret_id
         self._columns = {**COLUMNS, config.customer_id_column: ContactField.CUSTOMER_ID}
-
-    def check_media_type(self, request: WebhookRequest) -> None:
-        """Dataverse posts ``application/json`` (a charset parameter is allowed).
-
-        Raises:
-            UnsupportedMediaType: another content type.
-        """
-        require_media_type(request, JSON_MEDIA_TYPE)
 
     def verify(self, request: WebhookRequest, secrets: Sequence[str]) -> None:
         """Check the key: the ``x-api-key`` header when sent ("HttpHeader"), else ``?code=`` ("WebhookKey").

@@ -20,14 +20,12 @@ from webhook_adapter.model import MAX_EPOCH_MS, ContactField, FieldValue, Source
 from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_standard_webhook
 from webhook_adapter.sources.base import (
-    JSON_MEDIA_TYPE,
+    JsonSource,
     WebhookRequest,
     field_map_or,
     first_unusable,
-    json_answer,
     over_cap,
     parse_json,
-    require_media_type,
 )
 
 __all__ = ["DEFAULT_FIELD_MAP", "GenericConfig", "GenericSource", "build"]
@@ -105,23 +103,14 @@ def _is_id(value: str) -> bool:
     return 0 < len(value) <= _MAX_ID_LENGTH and value.isprintable()
 
 
-class GenericSource:
+class GenericSource(JsonSource):
     """Verifies Standard Webhooks signatures and reads one contact per request."""
 
     name = NAME
-    answer = staticmethod(json_answer)
 
     def __init__(self, config: GenericConfig) -> None:
         self.config = config
         self.secret_id = config.secret_id
-
-    def check_media_type(self, request: WebhookRequest) -> None:
-        """Generic webhooks post ``application/json``.
-
-        Raises:
-            UnsupportedMediaType: another content type.
-        """
-        require_media_type(request, JSON_MEDIA_TYPE)
 
     def verify(self, request: WebhookRequest, secrets: Sequence[str]) -> None:
         """Check ``webhook-signature`` against every configured secret.

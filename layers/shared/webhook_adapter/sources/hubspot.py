@@ -18,18 +18,16 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter,
 from webhook_adapter.errors import InvalidPayload, SignatureError
 from webhook_adapter.model import MAX_EPOCH_MS, ContactField, SourceEvent, Status
 from webhook_adapter.settings import load_prefixed
-from webhook_adapter.signatures import verify_hubspot_legacy, verify_hubspot_v3
+from webhook_adapter.signatures import verify_hubspot_legacy, verify_hubspot_v3, verify_with_any
 from webhook_adapter.sources.base import (
-    JSON_MEDIA_TYPE,
+    JsonSource,
     Unusable,
     WebhookRequest,
     canonical_json,
     describe_validation_error,
     field_map_or,
-    json_answer,
     over_cap,
     parse_json,
-    require_media_type,
 )
 from webhook_adapter.sources.hubspot_properties import DEFAULT_FIELD_MAP
 
@@ -139,24 +137,15 @@ def _refused(index: int, element: Any, reason: str, *, received_ms: int) -> Sour
     )
 
 
-class HubSpotSource:
+class HubSpotSource(JsonSource):
     """Verifies HubSpot's signature and turns a batch into events."""
 
     name = NAME
-    answer = staticmethod(json_answer)
 
     def __init__(self, config: HubSpotConfig) -> None:
         self.config = config
         self.secret_id = config.secret_id
         self._fields = {**config.field_map, config.customer_id_property: ContactField.CUSTOMER_ID}
-
-    def check_media_type(self, request: WebhookRequest) -> None:
-        """HubSpot posts ``application/json``.
-
-        Raises:
-            UnsupportedMediaType: another content type.
-        """
-        require_media_type(request, JSON_MEDIA_TYPE)
 
     def verify(self, request: WebhookRequest, secrets: Sequence[str]) -> None:
         """Check ``X-HubSpot-Signature-v3`` (or v1/v2 when enabled) against each configured client secret.
@@ -164,15 +153,7 @@ class HubSpotSource:
         Raises:
             SignatureError: no secret matches, or headers are missing, malformed or stale.
         """
-        last_error = SignatureError("no verification secret is configured")
-        for secret in secrets or [""]:
-            try:
-                self._verify_one(request, secret)
-            except SignatureError as exc:
-                last_error = exc
-            else:
-                return
-        raise last_error
+        verify_with_any(secrets, lambda secret: self._verify_one(request, secret))
 
     def _verify_one(self, request: WebhookRequest, secret: str) -> None:
         v3 = request.header("x-hubspot-signature-v3")

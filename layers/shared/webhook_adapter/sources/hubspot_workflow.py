@@ -27,21 +27,19 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from webhook_adapter.dotted import MISSING
-from webhook_adapter.errors import CredentialsError, InvalidPayload, SignatureError
+from webhook_adapter.errors import CredentialsError, InvalidPayload
 from webhook_adapter.model import MAX_EPOCH_MS, ContactField, FieldValue, SourceEvent, Status
 from webhook_adapter.settings import load_prefixed
-from webhook_adapter.signatures import verify_credential, verify_hubspot_v3
+from webhook_adapter.signatures import verify_credential, verify_hubspot_v3, verify_with_any
 from webhook_adapter.sources.base import (
-    JSON_MEDIA_TYPE,
+    JsonSource,
     Unusable,
     WebhookRequest,
     canonical_json,
     describe_validation_error,
     field_map_or,
-    json_answer,
     over_cap,
     parse_json,
-    require_media_type,
 )
 from webhook_adapter.sources.hubspot_properties import DEFAULT_FIELD_MAP
 
@@ -173,24 +171,15 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class HubSpotWorkflowSource:
+class HubSpotWorkflowSource(JsonSource):
     """Verifies the app signature or the API key and reads the one record a workflow posts."""
 
     name = NAME
-    answer = staticmethod(json_answer)
 
     def __init__(self, config: HubSpotWorkflowConfig) -> None:
         self.config = config
         self.secret_id = config.secret_id
         self._fields = {**config.field_map, config.customer_id_property: ContactField.CUSTOMER_ID}
-
-    def check_media_type(self, request: WebhookRequest) -> None:
-        """Workflows post ``application/json``.
-
-        Raises:
-            UnsupportedMediaType: another content type.
-        """
-        require_media_type(request, JSON_MEDIA_TYPE)
 
     def verify(self, request: WebhookRequest, secrets: Sequence[str]) -> None:
         """Check the app's v3 signature against each client secret, or the API key against each configured key.
@@ -202,23 +191,18 @@ class HubSpotWorkflowSource:
         if self.config.auth == "api_key":
             verify_credential(given=self._api_key(request), secrets=secrets, what=f"{API_KEY_NAME} API key")
             return
-        last_error = SignatureError("no verification secret is configured")
-        for secret in secrets or [""]:
-            try:
-                verify_hubspot_v3(
-                    secret=secret,
-                    method=request.method,
-                    uri=request.url,
-                    body=request.body,
-                    signature=request.header("x-hubspot-signature-v3"),
-                    timestamp=request.header("x-hubspot-request-timestamp"),
-                    now=request.received_at,
-                )
-            except SignatureError as exc:
-                last_error = exc
-            else:
-                return
-        raise last_error
+        verify_with_any(
+            secrets,
+            lambda secret: verify_hubspot_v3(
+                secret=secret,
+                method=request.method,
+                uri=request.url,
+                body=request.body,
+                signature=request.header("x-hubspot-signature-v3"),
+                timestamp=request.header("x-hubspot-request-timestamp"),
+                now=request.received_at,
+            ),
+        )
 
     @staticmethod
     def _api_key(request: WebhookRequest) -> str | None:

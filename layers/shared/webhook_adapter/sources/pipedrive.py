@@ -39,15 +39,14 @@ from webhook_adapter.model import MAX_EPOCH_MS, ContactField, FieldValue, Source
 from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_credential
 from webhook_adapter.sources.base import (
-    JSON_MEDIA_TYPE,
     Answer,
+    JsonSource,
     Unusable,
     WebhookRequest,
     canonical_json,
     describe_validation_error,
     over_cap,
     parse_json,
-    require_media_type,
 )
 
 __all__ = ["ADDRESS_PARTS", "PipedriveConfig", "PipedriveMeta", "PipedriveSource", "build"]
@@ -260,7 +259,7 @@ class _Person:
     note: str | None
 
 
-class PipedriveSource:
+class PipedriveSource(JsonSource):
     """Checks HTTP Basic credentials and the company, and reads one person event per request."""
 
     name = NAME
@@ -273,14 +272,6 @@ class PipedriveSource:
         """JSON, as every answer; a 401 also names the scheme and realm (``WWW-Authenticate``), as HTTP asks."""
         headers = {"WWW-Authenticate": f'Basic realm="{REALM}"'} if status == _UNAUTHORIZED else {}
         return Answer(status, json.dumps(document), headers=headers)
-
-    def check_media_type(self, request: WebhookRequest) -> None:
-        """Pipedrive posts ``application/json``.
-
-        Raises:
-            UnsupportedMediaType: another content type.
-        """
-        require_media_type(request, JSON_MEDIA_TYPE)
 
     def verify(self, request: WebhookRequest, secrets: Sequence[str]) -> None:
         """Check the ``Authorization: Basic`` credentials against each configured ``user:password``, in constant time.
