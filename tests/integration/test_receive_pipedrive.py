@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 import uuid
 from typing import Any
 
 import boto3
-import httpx
 import pytest
 
 from devstack.pipeline import Answer, Pipeline
 from devstack.resources import LOCAL_SECRETS
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID, SEED_KYC_SUBMITTED_ID
-from devstack.stack import LocalStack, StackOptions
 from devstack.vendors import VendorRequest, vendor
 from devstack.vendors.pipedrive import COMPANY, basic_auth
 from webhook_adapter.model import ContactField, Status
@@ -231,25 +228,3 @@ def test_the_secret_may_hold_two_credentials_during_a_rotation(pipeline: Pipelin
     assert answer.status == 202
     assert answer.body["accepted"] == [str(uuid.UUID(int=7007))]
     assert KIT.contact_id(36) == f"{COMPANY}:36"
-
-
-def test_the_sample_over_http_on_the_local_stack_becomes_its_patch() -> None:
-    # Given the local stack make run starts (its Pipedrive parameters from the kit), and the kit's sample
-    delivered = threading.Event()
-    options = StackOptions(port=0, environment={"RETRY_BASE_SECONDS": "0"}, on_batch=lambda *_: delivered.set())
-    with LocalStack(options) as stack:
-        assert stack.standin is not None
-        sample = KIT.sample(secret=stack.secrets["PipedriveSecretArn"], base_url=stack.url, now_ms=now_ms())
-        expected = KIT.sample_expectation()
-
-        # When Pipedrive posts it over HTTP
-        answer = httpx.post(f"{stack.url}{sample.path}", headers=dict(sample.headers), content=sample.body, timeout=10)
-
-        # Then it is acknowledged as Pipedrive needs, and once delivered Sphere has exactly the expected PATCH
-        assert KIT.acknowledged(answer.status_code, answer.headers, answer.content)
-        assert delivered.wait(timeout=15)
-        assert [patch.body for patch in stack.standin.patches(expected.customer_id)] == [expected.patch]
-        [event_id] = answer.json()["accepted"]
-        item = stack.store.get_event("pipedrive", expected.contact_id, event_id)
-        assert item is not None
-        assert item["status"] == "delivered"

@@ -10,7 +10,6 @@ import hashlib
 import time
 from dataclasses import dataclass
 
-import httpx
 import pytest
 
 from devstack.kit import fail_once
@@ -18,7 +17,6 @@ from devstack.lambda_events import LambdaContext, webhook_event
 from devstack.pipeline import Pipeline
 from devstack.resources import LOCAL_SECRETS
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
-from devstack.stack import LocalStack, StackOptions
 from devstack.vendors import VendorRequest
 from devstack.vendors.salesforce import (
     FIXTURES,
@@ -257,27 +255,3 @@ def test_a_storage_failure_gets_a_server_fault_so_salesforce_retries(
     assert not failed.acknowledged
     assert retried.acknowledged
     assert pipeline.event("salesforce", f"{ORG15}:{record_id('04l', 9)}")["status"] == Status.IGNORED
-
-
-def test_make_run_serves_salesforce_over_http_with_the_kits_token_and_org() -> None:
-    # Given the local stack as make run starts it (secrets and the org allow-list from the kit)
-    with LocalStack(StackOptions(port=0, environment={"RETRY_BASE_SECONDS": "0"})) as stack:
-        assert stack.standin is not None
-        request = VENDOR.sample(secret=stack.secrets["SalesforceSecretArn"], base_url=stack.url, now_ms=now_ms())
-        expected = VENDOR.sample_expectation()
-
-        # When Salesforce posts the sample over HTTP
-        answer = httpx.post(
-            f"{stack.url}{request.path}", headers=dict(request.headers), content=request.body, timeout=10
-        )
-
-        # Then it reads the Ack, and the notification is delivered as the expected PATCH
-        assert VENDOR.acknowledged(answer.status_code, dict(answer.headers), answer.content)
-        assert answer.headers["content-type"].startswith("text/xml")
-        key = f"{ORG15}:{SAMPLE_NOTIFICATION}"
-        deadline = time.monotonic() + 15
-        while (item := stack.store.get_event("salesforce", expected.contact_id, key)) is None:
-            assert time.monotonic() < deadline, "the sample was not delivered in time"
-            time.sleep(0.05)
-        assert item["status"] == Status.DELIVERED
-        assert [patch.body for patch in stack.standin.patches(expected.customer_id)] == [expected.patch]
