@@ -18,6 +18,8 @@ from devstack.lambda_events import LambdaContext, webhook_event
 from devstack.poller import QueuePoller
 from devstack.resources import LOCAL_SECRETS, LocalResources, function_environment
 from devstack.sphere_standin import SphereStandIn
+from devstack.vendors import VendorRequest
+from webhook_adapter.model import Status
 from webhook_adapter.store import EventStore, event_sk
 
 if TYPE_CHECKING:
@@ -78,6 +80,15 @@ class Pipeline:
             headers=headers,
             raw=raw.encode(),
         )
+
+    def send(self, request: VendorRequest) -> Answer:
+        """A vendor kit's request, as API Gateway hands it to the receive function."""
+        return self.post(request.source, dict(request.headers), request.body, query=request.query)
+
+    def refused_requests(self, source: str, since_ms: int) -> list[dict[str, Any]]:
+        """The requests of ``source`` recorded as refused (answered 4xx) since ``since_ms``, newest last."""
+        found = self.store.events_by_status(Status.REFUSED, since_ms - 1000, int(time.time() * 1000) + 1000)
+        return [item for item in found if str(item["pk"]).startswith("REQUEST#") and item["source"] == source]
 
     def post_hubspot(self, events: list[dict[str, Any]], *, secret: str | None = None) -> Answer:
         """A HubSpot batch, signed with the client secret for the configured public URL."""

@@ -22,17 +22,13 @@ from devstack.sphere_standin import SEED_INDIVIDUAL_ID
 from devstack.vendors import VendorRequest
 from devstack.vendors.dataverse import FIXTURES, VENDOR, dataverse_context, dataverse_request
 from webhook_adapter import runtime
-from webhook_adapter.model import ContactField, Status
+from webhook_adapter.model import ContactField
 
 SECRET = LOCAL_SECRETS["DataverseSecretArn"]
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def post(pipeline: Pipeline, request: VendorRequest) -> Answer:
-    return pipeline.post(request.source, dict(request.headers), request.body, query=request.query)
 
 
 def key_of(request: VendorRequest) -> str:
@@ -53,11 +49,6 @@ def recorded(pipeline: Pipeline, request: VendorRequest) -> dict[str, Any]:
     return item
 
 
-def refused_requests(pipeline: Pipeline, start_ms: int) -> list[dict[str, Any]]:
-    found = pipeline.store.events_by_status(Status.REFUSED, start_ms - 1000, now_ms() + 1000)
-    return [record for record in found if str(record["pk"]).startswith("REQUEST#")]
-
-
 def assert_error(answer: Answer, status: int, code: str) -> None:
     assert answer.status == status, answer.body
     assert answer.headers["content-type"].startswith("application/json")
@@ -75,7 +66,7 @@ def test_the_documented_contact_update_with_its_post_image_becomes_one_patch(pip
     expected = VENDOR.sample_expectation()
 
     # When Dataverse posts it with the key in x-api-key
-    answer = post(pipeline, request)
+    answer = pipeline.send(request)
 
     # Then it is acknowledged with its event id (the system job's OperationId), and queued under its contact
     assert answer.status == 202
@@ -95,11 +86,11 @@ def test_the_documented_contact_update_with_its_post_image_becomes_one_patch(pip
 def test_a_retried_delivery_is_a_duplicate_and_sends_nothing_more(pipeline: Pipeline) -> None:
     # Given the sample received and delivered
     request = VENDOR.sample(secret=SECRET, base_url="https://hooks.example.com", now_ms=now_ms())
-    assert post(pipeline, request).status == 202
+    assert pipeline.send(request).status == 202
     pipeline.drain()
 
     # When Dataverse's system job retries the same delivery (same CorrelationId and OperationId)
-    again = post(pipeline, request)
+    again = pipeline.send(request)
 
     # Then it is acknowledged as a duplicate, nothing is queued, and Sphere got one PATCH in all
     assert again.status == 202
@@ -113,7 +104,7 @@ def test_the_documented_sample_of_a_name_change_is_acknowledged_and_recorded_ign
     request = dataverse_request((FIXTURES / "contact-update.json").read_bytes(), secret=SECRET)
 
     # When it is posted
-    answer = post(pipeline, request)
+    answer = pipeline.send(request)
 
     # Then it is a 2xx (so Dataverse does not retry), settled ignored, recorded, and nothing is queued
     assert answer.status == 202
@@ -127,7 +118,7 @@ def test_an_account_update_is_ignored(pipeline: Pipeline) -> None:
     request = VENDOR.irrelevant(event_id=11, occurred_at_ms=now_ms(), secret=SECRET, base_url="")
 
     # When it is posted, Then it is acknowledged and recorded ignored, never queued
-    answer = post(pipeline, request)
+    answer = pipeline.send(request)
     assert answer.status == 202
     assert list(answer.body["settled"]) == ["ignored"]
     assert pipeline.queued_messages() == 0
@@ -141,7 +132,7 @@ def test_a_context_over_256_kb_is_recorded_incomplete(pipeline: Pipeline) -> Non
     request = dataverse_request(document, secret=SECRET, size_exceeded=True)
 
     # When it is posted
-    answer = post(pipeline, request)
+    answer = pipeline.send(request)
 
     # Then it is acknowledged, nothing is queued, and the event is recorded incomplete with why
     assert answer.status == 202
@@ -162,7 +153,7 @@ def test_a_change_in_a_new_context_is_delivered_with_exactly_its_values(pipeline
     request = VENDOR.change(8, values, event_id=21, occurred_at_ms=now_ms(), secret=SECRET, base_url="")
 
     # When it is posted and delivered
-    assert post(pipeline, request).status == 202
+    assert pipeline.send(request).status == 202
     pipeline.drain()
 
     # Then Sphere gets the email for that customer
@@ -182,7 +173,7 @@ def test_the_key_as_webhook_key_in_the_code_query_parameter_is_accepted(pipeline
     request = sample.replace(headers=headers, query=f"code={SECRET}")
 
     # When it is posted, Then it is accepted
-    answer = post(pipeline, request)
+    answer = pipeline.send(request)
     assert answer.status == 202
     assert answer.body["accepted"] == list(VENDOR.sample_expectation().event_ids)
 
@@ -196,13 +187,13 @@ def test_each_forged_request_is_answered_401_and_recorded(pipeline: Pipeline, su
             start = now_ms()
 
             # When it is posted
-            answer = post(pipeline, forged)
+            answer = pipeline.send(forged)
 
             # Then it is refused in JSON, recorded with a digest of its body, and nothing is queued or stored
             assert_error(answer, 401, "invalid_credentials")
             assert SECRET not in json.dumps(answer.body)
             assert pipeline.queued_messages() == 0
-            records = [record for record in refused_requests(pipeline, start) if record["pk"] not in seen]
+            records = [record for record in pipeline.refused_requests("dataverse", start) if record["pk"] not in seen]
             seen |= {record["pk"] for record in records}
             assert [(record["http_status"], record["code"]) for record in records] == [(401, "invalid_credentials")]
             assert records[0]["body_sha256"] == hashlib.sha256(forged.body).hexdigest()
@@ -220,7 +211,7 @@ def test_a_rotated_key_accepts_either_value(pipeline: Pipeline) -> None:
     sample = VENDOR.sample(secret="new-dataverse-webhook-key", base_url="", now_ms=now_ms())
 
     # Then it is accepted
-    assert post(pipeline, sample).status == 202
+    assert pipeline.send(sample).status == 202
 
 
 # ------------------------------------------------------------------------------------------------ bad bodies
@@ -234,12 +225,12 @@ def test_each_malformed_body_is_answered_400_and_recorded(pipeline: Pipeline, su
             start = now_ms()
 
             # When it is posted
-            answer = post(pipeline, malformed)
+            answer = pipeline.send(malformed)
 
             # Then it is a 400 in JSON, recorded as refused, and nothing is queued
             assert_error(answer, 400, "invalid_payload")
             assert pipeline.queued_messages() == 0
-            records = [record for record in refused_requests(pipeline, start) if record["pk"] not in seen]
+            records = [record for record in pipeline.refused_requests("dataverse", start) if record["pk"] not in seen]
             seen |= {record["pk"] for record in records}
             assert [(record["http_status"], record["code"]) for record in records] == [(400, "invalid_payload")]
 
@@ -250,13 +241,13 @@ def test_another_content_type_is_answered_415(pipeline: Pipeline) -> None:
     request = sample.replace(headers={**sample.headers, "Content-Type": "application/x-www-form-urlencoded"})
 
     # Then it is refused as the wrong media type
-    assert_error(post(pipeline, request), 415, "unsupported_media_type")
+    assert_error(pipeline.send(request), 415, "unsupported_media_type")
 
 
 def test_a_charset_parameter_is_accepted(pipeline: Pipeline) -> None:
     sample = VENDOR.sample(secret=SECRET, base_url="", now_ms=now_ms())
     request = sample.replace(headers={**sample.headers, "Content-Type": "application/json; charset=utf-8"})
-    assert post(pipeline, request).status == 202
+    assert pipeline.send(request).status == 202
 
 
 def test_without_a_customer_id_column_the_source_answers_500_misconfigured(

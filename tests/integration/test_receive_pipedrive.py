@@ -10,17 +10,16 @@ import hashlib
 import json
 import time
 import uuid
-from typing import Any
 
 import boto3
 import pytest
 
-from devstack.pipeline import Answer, Pipeline
+from devstack.pipeline import Pipeline
 from devstack.resources import LOCAL_SECRETS
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID, SEED_KYC_SUBMITTED_ID
-from devstack.vendors import VendorRequest, vendor
+from devstack.vendors import vendor
 from devstack.vendors.pipedrive import COMPANY, basic_auth
-from webhook_adapter.model import ContactField, Status
+from webhook_adapter.model import ContactField
 
 KIT = vendor("pipedrive")
 SECRET = LOCAL_SECRETS["PipedriveSecretArn"]
@@ -31,15 +30,6 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def post(pipeline: Pipeline, request: VendorRequest) -> Answer:
-    return pipeline.post(request.source, dict(request.headers), request.body, query=request.query)
-
-
-def refused_requests(pipeline: Pipeline, start_ms: int) -> list[dict[str, Any]]:
-    found = pipeline.store.events_by_status(Status.REFUSED, start_ms - 1000, now_ms() + 1000)
-    return [record for record in found if str(record["pk"]).startswith("REQUEST#")]
-
-
 def test_the_documented_v1_sample_becomes_its_patch_and_a_delivered_outcome(pipeline: Pipeline) -> None:
     # Given Pipedrive's v1 "updated.person" sample for a person holding a Sphere customer id
     start = now_ms()
@@ -47,7 +37,7 @@ def test_the_documented_v1_sample_becomes_its_patch_and_a_delivered_outcome(pipe
     expected = KIT.sample_expectation()
 
     # When Pipedrive posts it
-    answer = post(pipeline, sample)
+    answer = pipeline.send(sample)
 
     # Then it is acknowledged at once with its event id, a digest of the body (v1 has no event id)
     assert KIT.acknowledged(answer.status, answer.headers, json.dumps(answer.body).encode())
@@ -67,13 +57,13 @@ def test_the_documented_v1_sample_becomes_its_patch_and_a_delivered_outcome(pipe
 def test_a_retried_v1_event_is_a_duplicate_and_sends_nothing_more(pipeline: Pipeline) -> None:
     # Given the v1 sample delivered once
     sample = KIT.sample(secret=SECRET, base_url="", now_ms=now_ms())
-    first = post(pipeline, sample)
+    first = pipeline.send(sample)
     pipeline.drain()
 
     # When Pipedrive retries it (its retry counter up)
     document = json.loads(sample.body)
     document["retry"] = 1
-    again = post(pipeline, sample.replace(body=json.dumps(document).encode()))
+    again = pipeline.send(sample.replace(body=json.dumps(document).encode()))
 
     # Then it is acknowledged as a duplicate, and Sphere got one PATCH only
     assert again.status == 202
@@ -87,11 +77,11 @@ def test_a_v2_change_is_delivered_and_its_retry_is_a_duplicate(pipeline: Pipelin
     request = KIT.change(31, values, event_id=7001, occurred_at_ms=now_ms(), secret=SECRET, base_url="")
 
     # When Pipedrive posts it, it is delivered, and Pipedrive sends it again as attempt 2
-    answer = post(pipeline, request)
+    answer = pipeline.send(request)
     pipeline.drain()
     document = json.loads(request.body)
     document["meta"]["attempt"] = 2
-    retried = post(pipeline, request.replace(body=json.dumps(document).encode()))
+    retried = pipeline.send(request.replace(body=json.dumps(document).encode()))
 
     # Then the first is accepted under its event id, the retry is a duplicate, and Sphere got the email once
     event_id = str(uuid.UUID(int=7001))
@@ -109,7 +99,7 @@ def test_an_irrelevant_event_is_acknowledged_and_recorded_ignored(pipeline: Pipe
     request = KIT.irrelevant(event_id=7002, occurred_at_ms=now_ms(), secret=SECRET, base_url="")
 
     # When Pipedrive posts it
-    answer = post(pipeline, request)
+    answer = pipeline.send(request)
 
     # Then it is acknowledged (2xx, so Pipedrive never counts it as a failure) and recorded ignored with why
     event_id = str(uuid.UUID(int=7002))
@@ -128,7 +118,7 @@ def test_an_address_without_components_is_queued_with_its_note(pipeline: Pipelin
     document["data"].update(postal_address="1 Nowhere Lane")
 
     # When Pipedrive posts it
-    answer = post(pipeline, request.replace(body=json.dumps(document).encode()))
+    answer = pipeline.send(request.replace(body=json.dumps(document).encode()))
 
     # Then it is accepted, and the queued event carries line1 and the note saying where line1 came from
     assert answer.status == 202
@@ -153,7 +143,7 @@ def test_bad_credentials_get_401_with_a_basic_challenge_and_are_recorded(pipelin
     forged = KIT.forged(request)[name]
 
     # When posted
-    answer = post(pipeline, forged)
+    answer = pipeline.send(forged)
 
     # Then it is refused 401 in JSON with Pipedrive's challenge header, recorded with a digest of the body only
     assert answer.status == 401
@@ -161,7 +151,7 @@ def test_bad_credentials_get_401_with_a_basic_challenge_and_are_recorded(pipelin
     assert answer.headers["www-authenticate"] == 'Basic realm="pipedrive"'
     assert KIT.refusal(answer.status, answer.headers, json.dumps(answer.body).encode())
     assert PLANTED not in json.dumps(answer.body)
-    [record] = refused_requests(pipeline, start)
+    [record] = pipeline.refused_requests("pipedrive", start)
     assert record["http_status"] == 401
     assert record["body_sha256"] == hashlib.sha256(forged.body).hexdigest()
     assert pipeline.queued_messages() == 0
@@ -175,13 +165,13 @@ def test_a_foreign_company_gets_403_and_is_recorded(pipeline: Pipeline) -> None:
     )
 
     # When posted
-    answer = post(pipeline, KIT.forged(request)["a foreign company"])
+    answer = pipeline.send(KIT.forged(request)["a foreign company"])
 
     # Then it is forbidden, without the Basic challenge (the credentials were right), and recorded
     assert answer.status == 403
     assert answer.body["error"]["code"] == "forbidden_sender"
     assert "www-authenticate" not in answer.headers
-    assert [record["http_status"] for record in refused_requests(pipeline, start)] == [403]
+    assert [record["http_status"] for record in pipeline.refused_requests("pipedrive", start)] == [403]
     assert pipeline.queued_messages() == 0
 
 
@@ -191,14 +181,14 @@ def test_malformed_bodies_get_400_in_json_and_are_recorded(pipeline: Pipeline) -
     malformed = KIT.malformed(secret=SECRET, base_url="", occurred_at_ms=start)
 
     # When each is posted
-    answers = {name: post(pipeline, request) for name, request in malformed.items()}
+    answers = {name: pipeline.send(request) for name, request in malformed.items()}
 
     # Then each is a 400 naming the problem, and each is recorded refused; nothing is queued
     for name, answer in answers.items():
         assert answer.status == 400, name
         assert answer.body["error"]["code"] == "invalid_payload", name
         assert KIT.refusal(answer.status, answer.headers, json.dumps(answer.body).encode()), name
-    assert len(refused_requests(pipeline, start)) == len(malformed)
+    assert len(pipeline.refused_requests("pipedrive", start)) == len(malformed)
     assert pipeline.queued_messages() == 0
 
 
@@ -208,7 +198,7 @@ def test_another_content_type_gets_415(pipeline: Pipeline) -> None:
     headers = {**request.headers, "Content-Type": "application/x-www-form-urlencoded"}
 
     # When posted, Then it is refused 415
-    assert post(pipeline, request.replace(headers=headers)).status == 415
+    assert pipeline.send(request.replace(headers=headers)).status == 415
 
 
 def test_the_secret_may_hold_two_credentials_during_a_rotation(pipeline: Pipeline) -> None:
@@ -222,7 +212,7 @@ def test_the_secret_may_hold_two_credentials_during_a_rotation(pipeline: Pipelin
         36, {ContactField.EMAIL: "a@example.com"}, event_id=7007, occurred_at_ms=now_ms(), secret=SECRET, base_url=""
     )
     headers = {**request.headers, "Authorization": basic_auth("sphere-webhooks:rotated-password")}
-    answer = post(pipeline, request.replace(headers=headers))
+    answer = pipeline.send(request.replace(headers=headers))
 
     # Then it is accepted
     assert answer.status == 202

@@ -5,13 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from typing import Any
 
 from devstack.pipeline import PUBLIC_BASE_URL, Answer, Pipeline
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
-from devstack.vendors import VendorRequest
 from devstack.vendors.close import FIXTURES, VENDOR, signed_request
-from webhook_adapter.model import ContactField, Status
+from webhook_adapter.model import ContactField
 
 KIT = VENDOR
 SECRET = KIT.local_secret
@@ -19,15 +17,6 @@ SECRET = KIT.local_secret
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def post(pipeline: Pipeline, request: VendorRequest) -> Answer:
-    return pipeline.post(request.source, dict(request.headers), request.body, query=request.query)
-
-
-def refused_requests(pipeline: Pipeline, start_ms: int) -> list[dict[str, Any]]:
-    found = pipeline.store.events_by_status(Status.REFUSED, start_ms - 1000, now_ms() + 1000)
-    return [item for item in found if str(item["pk"]).startswith("REQUEST#") and item["source"] == KIT.source]
 
 
 def assert_json_error(answer: Answer, status: int, code: str) -> str:
@@ -45,7 +34,7 @@ def test_the_contact_sample_becomes_the_expected_patch_and_a_retry_is_a_duplicat
     sample = KIT.sample(secret=SECRET, base_url=PUBLIC_BASE_URL, now_ms=now_ms())
 
     # When Close posts it
-    answer = post(pipeline, sample)
+    answer = pipeline.send(sample)
 
     # Then it is accepted under Close's event id and Sphere gets exactly the expected PATCH
     assert answer.status == 202
@@ -60,7 +49,7 @@ def test_the_contact_sample_becomes_the_expected_patch_and_a_retry_is_a_duplicat
     )
 
     # When Close retries it (same event id, signed anew)
-    again = post(pipeline, KIT.sample(secret=SECRET, base_url=PUBLIC_BASE_URL, now_ms=now_ms()))
+    again = pipeline.send(KIT.sample(secret=SECRET, base_url=PUBLIC_BASE_URL, now_ms=now_ms()))
 
     # Then it is a duplicate and Sphere is not called again
     assert again.body == {"accepted": [], "duplicates": list(expected.event_ids)}
@@ -82,7 +71,7 @@ def test_a_lead_address_update_becomes_the_address_patch(pipeline: Pipeline) -> 
     request = KIT.change(9, values, event_id=90, occurred_at_ms=now_ms(), secret=SECRET, base_url=PUBLIC_BASE_URL)
 
     # When Close posts it
-    answer = post(pipeline, request)
+    answer = pipeline.send(request)
     pipeline.drain()
 
     # Then Sphere gets the address, and the event is recorded under the lead
@@ -107,7 +96,7 @@ def test_the_documented_opportunity_sample_is_acknowledged_and_recorded_ignored(
     body = (FIXTURES / "opportunity-updated.json").read_bytes()
 
     # When posted
-    answer = post(pipeline, signed_request(body, key=SECRET))
+    answer = pipeline.send(signed_request(body, key=SECRET))
 
     # Then it is a 2xx (Close would retry anything else for 72 hours) and recorded ignored, nothing queued
     assert answer.status == 202
@@ -125,7 +114,7 @@ def test_an_unrelated_contact_update_is_ignored_and_sends_nothing(pipeline: Pipe
     document["event"]["changed_fields"] = ["date_updated", "title"]
 
     # When posted
-    answer = post(pipeline, signed_request(json.dumps(document).encode(), key=SECRET))
+    answer = pipeline.send(signed_request(json.dumps(document).encode(), key=SECRET))
 
     # Then nothing is resent to Sphere
     assert answer.body["settled"] == {"ignored": [document["event"]["id"]]}
@@ -140,14 +129,14 @@ def test_forged_requests_are_refused_401_and_recorded(pipeline: Pipeline) -> Non
 
     # When each is posted
     for name, request in forged.items():
-        answer = post(pipeline, request)
+        answer = pipeline.send(request)
 
         # Then it is a 401 with a JSON error naming the cause
         message = assert_json_error(answer, 401, "invalid_signature")
         assert KIT.refusal(answer.status, answer.headers, json.dumps(answer.body).encode()) == message, name
 
     # And each is recorded refused with a digest of its body, and nothing is queued
-    assert sorted(item["body_sha256"] for item in refused_requests(pipeline, start)) == sorted(
+    assert sorted(item["body_sha256"] for item in pipeline.refused_requests("close", start)) == sorted(
         hashlib.sha256(request.body).hexdigest() for request in forged.values()
     )
     assert pipeline.queued_messages() == 0
@@ -160,8 +149,8 @@ def test_malformed_authentic_bodies_are_refused_400_and_recorded(pipeline: Pipel
 
     # When each is posted, Then each is a 400 and is recorded
     for request in malformed.values():
-        assert_json_error(post(pipeline, request), 400, "invalid_payload")
-    assert len(refused_requests(pipeline, start)) == len(malformed)
+        assert_json_error(pipeline.send(request), 400, "invalid_payload")
+    assert len(pipeline.refused_requests("close", start)) == len(malformed)
 
 
 def test_a_form_post_is_refused_415(pipeline: Pipeline) -> None:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from typing import Any
 
 import pytest
 
 from devstack.pipeline import PUBLIC_BASE_URL, Answer, Pipeline
-from devstack.vendors import VendorRequest, vendor
+from devstack.vendors import vendor
 from devstack.vendors.hubspot_workflow import record, signed_request
 from webhook_adapter import runtime
-from webhook_adapter.model import ContactField, Status
+from webhook_adapter.model import ContactField
 
 KIT = vendor("hubspot-workflow")
 SECRET = KIT.local_secret
@@ -21,15 +20,6 @@ SECRET = KIT.local_secret
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def post(pipeline: Pipeline, request: VendorRequest) -> Answer:
-    return pipeline.post(request.source, dict(request.headers), request.body, query=request.query)
-
-
-def refused_requests(pipeline: Pipeline, start_ms: int) -> list[dict[str, Any]]:
-    found = pipeline.store.events_by_status(Status.REFUSED, start_ms - 1000, now_ms() + 1000)
-    return [item for item in found if str(item["pk"]).startswith("REQUEST#") and item["source"] == KIT.source]
 
 
 def assert_json_error(answer: Answer, status: int, code: str) -> str:
@@ -47,7 +37,7 @@ def test_the_documented_sample_becomes_the_expected_patch_and_a_retry_is_a_dupli
     expected = KIT.sample_expectation()
 
     # When the workflow posts it
-    answer = post(pipeline, sample)
+    answer = pipeline.send(sample)
 
     # Then it is accepted with its readable event id, and Sphere gets exactly the expected PATCH
     assert answer.status == 202
@@ -59,7 +49,7 @@ def test_the_documented_sample_becomes_the_expected_patch_and_a_retry_is_a_dupli
     assert item["customer_id"] == expected.customer_id
 
     # When HubSpot retries the same body (a 5xx or a timeout on its side)
-    again = post(pipeline, KIT.sample(secret=SECRET, base_url=PUBLIC_BASE_URL, now_ms=now_ms()))
+    again = pipeline.send(KIT.sample(secret=SECRET, base_url=PUBLIC_BASE_URL, now_ms=now_ms()))
 
     # Then it is a duplicate and Sphere is not called again
     assert again.status == 202
@@ -82,7 +72,7 @@ def test_a_change_clears_what_is_sent_empty_and_keeps_what_is_absent(pipeline: P
         secret=SECRET,
         base_url=PUBLIC_BASE_URL,
     )
-    assert post(pipeline, first).status == 202
+    assert pipeline.send(first).status == 202
     pipeline.drain()
 
     # When the workflow later sends a new email only
@@ -94,7 +84,7 @@ def test_a_change_clears_what_is_sent_empty_and_keeps_what_is_absent(pipeline: P
         secret=SECRET,
         base_url=PUBLIC_BASE_URL,
     )
-    answer = post(pipeline, second)
+    answer = pipeline.send(second)
     pipeline.drain()
 
     # Then Sphere gets the new email, under the customer id the contact already had
@@ -111,7 +101,7 @@ def test_a_record_without_a_mapped_property_is_acknowledged_and_recorded_ignored
     request = KIT.irrelevant(event_id=31, occurred_at_ms=now_ms(), secret=SECRET, base_url=PUBLIC_BASE_URL)
 
     # When posted
-    answer = post(pipeline, request)
+    answer = pipeline.send(request)
 
     # Then HubSpot gets a 2xx (it would not retry a 4xx: the answer must not look like a failure) and it is recorded
     assert answer.status == 202
@@ -130,14 +120,14 @@ def test_forged_requests_are_refused_401_and_recorded(pipeline: Pipeline) -> Non
 
     # When each is posted
     for name, request in forged.items():
-        answer = post(pipeline, request)
+        answer = pipeline.send(request)
 
         # Then it is a 401 with a JSON error HubSpot will not retry
         message = assert_json_error(answer, 401, "invalid_signature")
         assert KIT.refusal(answer.status, answer.headers, json.dumps(answer.body).encode()) == message, name
 
     # And each is recorded refused with a digest of its body, and nothing is queued
-    records = refused_requests(pipeline, start)
+    records = pipeline.refused_requests("hubspot-workflow", start)
     assert sorted(item["body_sha256"] for item in records) == sorted(
         hashlib.sha256(request.body).hexdigest() for request in forged.values()
     )
@@ -151,13 +141,13 @@ def test_malformed_authentic_bodies_are_refused_400_and_recorded(pipeline: Pipel
 
     # When each is posted
     for request in malformed.values():
-        answer = post(pipeline, request)
+        answer = pipeline.send(request)
 
         # Then it is a 400 naming the problem
         assert_json_error(answer, 400, "invalid_payload")
 
     # And each is recorded
-    assert len(refused_requests(pipeline, start)) == len(malformed)
+    assert len(pipeline.refused_requests("hubspot-workflow", start)) == len(malformed)
 
 
 @pytest.mark.parametrize(("headers", "query"), [({"X-Api-Key": SECRET}, ""), ({}, f"X-Api-Key={SECRET}")])
@@ -182,4 +172,4 @@ def test_api_key_mode_accepts_the_key_as_header_or_query_and_refuses_another(
 
     # And a request signed as the app is no longer enough
     signed = signed_request(body, secret=SECRET, base_url=PUBLIC_BASE_URL)
-    assert post(pipeline, signed).status == 401
+    assert pipeline.send(signed).status == 401

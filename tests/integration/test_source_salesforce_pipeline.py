@@ -66,11 +66,6 @@ def post(pipeline: Pipeline, request: VendorRequest) -> SoapAnswer:
     return SoapAnswer(int(response["statusCode"]), headers.get("content-type", ""), response["body"].encode())
 
 
-def refused_requests(pipeline: Pipeline, start_ms: int) -> list[dict[str, object]]:
-    found = pipeline.store.events_by_status(Status.REFUSED, start_ms - 1000, now_ms() + 1000)
-    return [record for record in found if str(record["pk"]).startswith("REQUEST#")]
-
-
 def test_the_documented_contact_message_is_acknowledged_and_becomes_the_expected_patch(pipeline: Pipeline) -> None:
     # Given the documented Contact Outbound Message with the mapped fields ticked, posted to the tokened URL
     request = VENDOR.sample(secret=TOKEN, base_url=BASE_URL, now_ms=now_ms())
@@ -183,7 +178,7 @@ def test_an_unauthenticated_or_foreign_message_gets_a_client_fault_and_is_record
     assert TOKEN.encode() not in answer.body
     assert pipeline.queued_messages() == 0
     # And the request is recorded refused once, with a digest of its body only
-    records = refused_requests(pipeline, start)
+    records = pipeline.refused_requests("salesforce", start)
     assert [(r["http_status"], r["code"]) for r in records] == [(status, code)]
     assert records[0]["body_sha256"] == hashlib.sha256(request.body).hexdigest()
 
@@ -217,7 +212,9 @@ def test_a_broken_or_hostile_body_gets_a_400_fault_and_is_never_expanded(pipelin
     assert b"lol" not in answer.body
     assert b"root:" not in answer.body
     assert pipeline.queued_messages() == 0
-    assert [(r["http_status"], r["code"]) for r in refused_requests(pipeline, start)] == [(400, "invalid_payload")]
+    assert [(r["http_status"], r["code"]) for r in pipeline.refused_requests("salesforce", start)] == [
+        (400, "invalid_payload")
+    ]
 
 
 def test_another_content_type_gets_a_415_fault(pipeline: Pipeline) -> None:

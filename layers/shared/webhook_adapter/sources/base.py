@@ -25,6 +25,7 @@ __all__ = [
     "canonical_json",
     "describe_validation_error",
     "field_map_or",
+    "field_text",
     "first_unusable",
     "json_answer",
     "over_cap",
@@ -275,6 +276,24 @@ def canonical_json(document: Any) -> str:
     What a dedup key is derived from when a document has no usable identity of its own.
     """
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=repr)
+
+
+def field_text(value: Any, where: str) -> str:
+    """A JSON field's value as trimmed text: ``""`` for null, a number as written (JSON sources' contact fields).
+
+    Raises:
+        InvalidPayload: something else than text, a number or null (an ``Unusable`` marker included); the
+            message names ``where``, never the value.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, Unusable):
+        raise InvalidPayload(f"{where} holds {value.problem}")
+    if not isinstance(value, str):
+        raise InvalidPayload(f"{where} must be text, a number or null")
+    return value.strip()
 
 
 def over_cap(value: str, name: str) -> str | None:

@@ -28,6 +28,7 @@ from webhook_adapter.sources.base import (
     Unusable,
     WebhookRequest,
     describe_validation_error,
+    field_text,
     over_cap,
     parse_json,
 )
@@ -118,23 +119,6 @@ def _epoch_ms(value: str, where: str) -> int:
     if not 0 <= ms < MAX_EPOCH_MS:
         raise InvalidPayload(f"{where} must be an ISO 8601 time after 1970")
     return ms
-
-
-def _text(value: Any, where: str) -> str:
-    """A value as trimmed text (``""`` for null).
-
-    Raises:
-        InvalidPayload: something else than text, a number or null (an unusable value included).
-    """
-    if value is None:
-        return ""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, Unusable):
-        raise InvalidPayload(f"{where} holds {value.problem}")
-    if not isinstance(value, str):
-        raise InvalidPayload(f"{where} must be text, a number or null")
-    return value.strip()
 
 
 def _entries(value: Any, where: str) -> list[Mapping[str, Any]]:
@@ -241,17 +225,17 @@ class CloseSource(JsonSource):
             entries = _entries(data[key], key)
             if key == EMAILS:
                 first = entries[0] if entries else {}
-                values[ContactField.EMAIL] = (_text(first.get("email"), "emails[0].email"), "emails[0].email")
+                values[ContactField.EMAIL] = (field_text(first.get("email"), "emails[0].email"), "emails[0].email")
             elif key == PHONES:
                 values |= self._phones(entries)
             else:
                 first = entries[0] if entries else {}
                 for part, field in ADDRESS_PARTS.items():
                     where = f"addresses[0].{part}"
-                    values[field] = (_text(first.get(part), where), where)
+                    values[field] = (field_text(first.get(part), where), where)
         customer_key = self.config.customer_id_field
         if customer_key in data:
-            values[ContactField.CUSTOMER_ID] = (_text(data[customer_key], customer_key), customer_key)
+            values[ContactField.CUSTOMER_ID] = (field_text(data[customer_key], customer_key), customer_key)
         changes: dict[ContactField, FieldValue] = {}
         refused: dict[ContactField, str] = {}
         for field, (text, where) in values.items():
@@ -270,13 +254,13 @@ class CloseSource(JsonSource):
         """
         found: dict[ContactField, tuple[str, str]] = {}
         for index, entry in enumerate(phones):
-            kind = _text(entry.get("type"), f"phones[{index}].type").lower()
+            kind = field_text(entry.get("type"), f"phones[{index}].type").lower()
             if kind in NOT_A_PHONE_TYPES:
                 continue
             field = ContactField.MOBILE_PHONE if kind == MOBILE_TYPE else ContactField.PHONE
             if field not in found:
                 where = f"phones[{index}].phone"
-                found[field] = (_text(entry.get("phone"), where), where)
+                found[field] = (field_text(entry.get("phone"), where), where)
         return {
             ContactField.MOBILE_PHONE: found.get(ContactField.MOBILE_PHONE, ("", PHONES)),
             ContactField.PHONE: found.get(ContactField.PHONE, ("", PHONES)),

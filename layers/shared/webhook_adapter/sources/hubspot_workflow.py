@@ -38,6 +38,7 @@ from webhook_adapter.sources.base import (
     canonical_json,
     describe_validation_error,
     field_map_or,
+    field_text,
     over_cap,
     parse_json,
 )
@@ -123,23 +124,6 @@ def _property(properties: Mapping[str, Any], name: str) -> Any:
             raise InvalidPayload(f"properties.{name} must be a value or an object with a value")
         return value["value"]
     return value
-
-
-def _text(value: Any, where: str) -> str:
-    """A property value as trimmed text (``""`` for null).
-
-    Raises:
-        InvalidPayload: the value is something else than text, a number or null.
-    """
-    if value is None:
-        return ""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, Unusable):
-        raise InvalidPayload(f"{where} holds {value.problem}")
-    if not isinstance(value, str):
-        raise InvalidPayload(f"{where} must be text, a number or null")
-    return value.strip()
 
 
 def _epoch_ms(value: Any, where: str) -> int:
@@ -283,7 +267,7 @@ class HubSpotWorkflowSource(JsonSource):
             value = _property(properties, name)
             if value is MISSING:
                 continue
-            text = _text(value, f"properties.{name}")
+            text = field_text(value, f"properties.{name}")
             if problem := over_cap(text, name):
                 refused[field] = problem
             else:
