@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         "# Benchmarks",
         "",
         "Written by `make bench` (`python -m bench`, code in `tests/bench/`) from one run: every ratio below "
-        "compares two figures of that run. Issue 11's measures and issue 12's cold start per source, on today's code; nothing here is a test, and no "
-        "test asserts a timing."
+        "compares two figures of that run. Issue 11's measures and issue 12's cold start per source, on today's "
+        "code; nothing here is a test, and no test asserts a timing."
         + (" **Quick mode: one or a few runs each, not figures to quote.**" if config.quick else ""),
         "",
         *machine.lines(),
