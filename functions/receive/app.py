@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from webhook_adapter.api import answer_webhook, error_body
+from webhook_adapter.api import answer_webhook, error_body, unexpected_answer
 from webhook_adapter.sources.base import Answer, json_answer
 from webhook_adapter.telemetry import flushed
 
@@ -39,9 +39,9 @@ def not_found(_: Exception) -> Response[str]:
 
 @app.exception_handler(Exception)  # type: ignore[untyped-decorator]  # Powertools leaves it untyped
 def unexpected(_: Exception) -> Response[str]:
-    """A fault of ours, not of the request: a JSON 500 (the CRM retries), the traceback in the log only."""
+    """A fault of ours, not of the request: a 500 in the source's format (the CRM retries), the traceback logged."""
     logger.exception("receive failed unexpectedly")
-    return _response(json_answer(500, error_body("internal_error", "the webhook could not be processed; retry later")))
+    return _response(unexpected_answer((app.current_event.path_parameters or {}).get("source", "")))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -252,3 +252,22 @@ def test_a_storage_failure_gets_a_server_fault_so_salesforce_retries(
     assert not failed.acknowledged
     assert retried.acknowledged
     assert pipeline.event("salesforce", f"{ORG15}:{record_id('04l', 9)}")["status"] == Status.IGNORED
+
+
+def test_an_unexpected_fault_is_a_soap_server_fault_that_names_no_detail(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a fault nobody foresaw inside the receive step (its message carries a planted value)
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("planted-4c1e detail")
+
+    monkeypatch.setattr("webhook_adapter.receive.Receiver.receive", broken)
+
+    # When Salesforce posts its sample
+    answer = post(pipeline, VENDOR.sample(secret=TOKEN, base_url=BASE_URL, now_ms=now_ms()))
+
+    # Then it is a 500 in SOAP, a server fault Salesforce retries, repeating nothing of the fault
+    assert answer.status == 500
+    assert answer.content_type.startswith("text/xml")
+    assert b"<faultcode>soapenv:Server</faultcode>" in answer.body
+    assert b"planted-4c1e" not in answer.body

@@ -30,7 +30,7 @@ from webhook_adapter.sources.base import Answer, describe_validation_error, json
 from webhook_adapter.store import EventStore
 from webhook_adapter.telemetry import count
 
-__all__ = ["answer_webhook", "error_body", "receiver", "request_from_event"]
+__all__ = ["answer_webhook", "error_body", "receiver", "request_from_event", "unexpected_answer"]
 
 logger = Logger(child=True)
 
@@ -122,6 +122,16 @@ def answer_webhook(event: APIGatewayProxyEventV2, source: str, *, build: Callabl
         logger.error("source is misconfigured", source=source, problems=describe_validation_error(exc))
         return render(_SERVER_ERROR, error_body("misconfigured", f"the {source} source is not configured correctly"))
     return render(_ACCEPTED, receipt.as_json())
+
+
+def unexpected_answer(source: str, *, build: Callable[[], Receiver] = receiver) -> Answer:
+    """A fault of ours, not of the request: a 500 in the source's format (the CRM retries), naming no detail."""
+    problem = error_body("internal_error", "the webhook could not be processed; retry later")
+    try:
+        render = _renderer(build(), source)
+    except ValidationError:  # the receive function itself is misconfigured: no source to ask
+        render = json_answer
+    return render(_SERVER_ERROR, problem)
 
 
 def _renderer(receiver: Receiver, source: str) -> Callable[[int, Mapping[str, Any]], Answer]:
