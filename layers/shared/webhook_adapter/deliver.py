@@ -27,7 +27,8 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -38,6 +39,7 @@ from webhook_adapter.merge import ContactState, LastCall, MergeResult, digest, m
 from webhook_adapter.model import TERMINAL_STATUSES, ContactChange, ContactField, SourceEvent, Status
 from webhook_adapter.normalize import Group, Plan, group_of, plan_request
 from webhook_adapter.outcome import Outcome, SphereResult
+from webhook_adapter.records import CrmRecord, Reading, needs_read
 from webhook_adapter.settings import DeliverSettings
 from webhook_adapter.sphere import SphereClient
 from webhook_adapter.store import OPERATOR_STATUSES, EventStore, Loaded, MessageOutcomes
@@ -127,22 +129,42 @@ def event_outcome(
     refused: bool,
     skipped: frozenset[Group] = frozenset(),
     masked: dict[str, Any] | None = None,
+    read_won: frozenset[ContactField] | None = None,
+    unread: str | None = None,
 ) -> Outcome:
     """One event's outcome, from what it won in the merge, the plan, and what Sphere answered.
 
     Pure: ``sent`` is the body that was sent (empty if none), ``result`` Sphere's answer to it and
     ``refused`` whether that answer was a permanent refusal; ``skipped`` the request fields left
     out because Sphere refused the same value before; ``masked`` the sent body with PII erased, when
-    the caller already made it (it is the same for every event of a change). A note the source left
-    on the event (how it read a field) leads the outcome's reason.
+    the caller already made it (it is the same for every event of a change). An event that asked for
+    the CRM's record (``SourceEvent.read``) shares what the read won (``read_won``; ``None``: no read,
+    for the reason ``unread``). A note the source left on the event (how it read a field) leads the
+    outcome's reason, as does the read an event asked for.
     """
+    if event.read is not None and read_won is None and not merged.won[event.key]:
+        reason = f"the CRM's record must be read ({event.read}) and was not: {unread or 'no read was made'}"
+        return Outcome(status=Status.INCOMPLETE, reason=reason, customer_id=plan.customer_id)
     outcome = _event_outcome(
-        event, merged, plan, sent=sent, result=result, refused=refused, skipped=skipped, masked=masked
+        event,
+        merged,
+        plan,
+        sent=sent,
+        result=result,
+        refused=refused,
+        skipped=skipped,
+        masked=masked,
+        also_won=read_won if event.read is not None and read_won is not None else frozenset(),
     )
-    if event.reason is None or event.refused:  # a refusal's reason already names what the source refused
+    notes = [note for note in (event.reason, _read_note(event, read_won)) if note]
+    if not notes or event.refused:  # a refusal's reason already names what the source refused
         return outcome
-    reason = f"{event.reason}; {outcome.reason}" if outcome.reason else event.reason
+    reason = "; ".join([*notes, *([outcome.reason] if outcome.reason else [])])
     return outcome.model_copy(update={"reason": reason})
+
+
+def _read_note(event: SourceEvent, read_won: frozenset[ContactField] | None) -> str | None:
+    return f"completed by reading the CRM's record ({event.read})" if event.read and read_won is not None else None
 
 
 def _event_outcome(
@@ -155,8 +177,9 @@ def _event_outcome(
     refused: bool,
     skipped: frozenset[Group],
     masked: dict[str, Any] | None,
+    also_won: frozenset[ContactField],
 ) -> Outcome:
-    won = merged.won[event.key]
+    won = merged.won[event.key] | also_won
     base = {"customer_id": plan.customer_id}
     if event.refused:
         # A value the source refused on arrival (over the length cap) never entered the state: say so.
@@ -244,6 +267,11 @@ class Decision:
     """Request fields left out because Sphere refused the same value before."""
     replayed: LastCall | None = None
     """The earlier call these events were already sent in (its outcomes were not written): no new call."""
+    read: SourceEvent | None = None
+    """The CRM's record read for this call, as an event merged with the others (``None``: nothing was read)."""
+    unread: str | None = None
+    """Why the record was not read although an event asked for it (the source reads no records, the CRM no
+    longer has it): such an event ends ``incomplete``."""
 
 
 def decide(
@@ -252,14 +280,20 @@ def decide(
     *,
     default_region: str,
     countries_requiring_state: frozenset[str],
+    record: CrmRecord | None = None,
+    unread: str | None = None,
 ) -> Decision:
-    """Merge ``pending`` into the state and plan the request: pure, no I/O."""
-    merged = merge(state, pending)
+    """Merge ``pending`` (and the CRM's ``record``, when one was read) into the state and plan the request.
+
+    Pure, no I/O: the read, when there is one, happened before and is merged like any event, by its time.
+    """
+    read = record.as_event() if record is not None else None
+    merged = merge(state, [*pending, read] if read is not None else pending)
     plan = plan_request(
         merged.fields, default_region=default_region, countries_requiring_state=countries_requiring_state
     )
     if plan.customer_id is None:
-        return Decision(merged, plan, {}, frozenset())
+        return Decision(merged, plan, {}, frozenset(), read=read, unread=unread)
     won = frozenset[ContactField]().union(*merged.won.values())
     # Only what these events changed is sent (all of it once the customer id itself changes): a request field
     # that differs from what Sphere accepted for another reason belongs to a change still on its way.
@@ -268,8 +302,9 @@ def decide(
     last = state.last_call
     if not body and last is not None and {_call_digest(event.key) for event in pending} <= last.events:
         sent = {group: plan.desired[Group(group)] for group in last.groups if Group(group) in plan.desired}
-        return Decision(merged, plan, sent, plan.refused_before(state.refused), replayed=last)
-    return Decision(merged, plan, body, plan.refused_before(state.refused))
+        refused = plan.refused_before(state.refused)
+        return Decision(merged, plan, sent, refused, replayed=last, read=read, unread=unread)
+    return Decision(merged, plan, body, plan.refused_before(state.refused), read=read, unread=unread)
 
 
 def after_call(state: ContactState, decision: Decision, result: SphereResult | None, *, refused: bool) -> ContactState:
@@ -294,8 +329,9 @@ def after_call(state: ContactState, decision: Decision, result: SphereResult | N
 def outcomes_of(
     pending: Sequence[SourceEvent], decision: Decision, result: SphereResult | None, *, refused: bool
 ) -> list[tuple[SourceEvent, Outcome]]:
-    """Each pending event's outcome once Sphere answered (or was not called)."""
+    """Each pending event's outcome once Sphere answered (or was not called); a read has none of its own."""
     masked = mask_request(decision.body) if decision.body else None
+    read_won = decision.merged.won[decision.read.key] if decision.read is not None else None
     return [
         (
             event,
@@ -308,6 +344,8 @@ def outcomes_of(
                 refused=refused,
                 skipped=decision.skipped,
                 masked=masked,
+                read_won=read_won,
+                unread=decision.unread,
             ),
         )
         for event in pending
@@ -345,12 +383,14 @@ class Delivered:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """The deliver step with its collaborators: the table, Sphere, the settings and a clock."""
+    """The deliver step with its collaborators: the table, Sphere, the settings, a clock, and the CRMs' readers."""
 
     store: EventStore
     sphere: SphereClient
     settings: DeliverSettings
     now_ms: Callable[[], int]
+    readings: Callable[[str], Reading | None] = lambda _source: None
+    """A source's read mode and reader (``None``: the source reads no records)."""
 
     def retry_delay(self, attempt: int, retry_after: float | None = None) -> int:
         """Seconds to wait before the next attempt of a change that failed on ``attempt``."""
@@ -392,12 +432,7 @@ class Delivery:
         if not pending:
             logger.debug("change already delivered", source=change.source, events=len(change.events))
             return Delivered(change.source, [])
-        decision = decide(
-            state,
-            pending,
-            default_region=self.settings.default_phone_region,
-            countries_requiring_state=self.settings.countries_requiring_state,
-        )
+        decision = self._read_and_decide(change, state, pending)
         result, refused = None, False
         if decision.replayed is not None:
             result, refused = SphereResult.model_validate(decision.replayed.result), decision.replayed.refused
@@ -424,6 +459,32 @@ class Delivery:
             self.store.save_contact(change.source, change.contact_id, saved, now_ms=now)
         outcomes = outcomes_of(pending, decision, result, refused=refused)
         return Delivered(change.source, _per_message(received, outcomes, prior=prior, now_ms=now))
+
+    def _read_and_decide(self, change: ContactChange, state: ContactState, pending: list[SourceEvent]) -> Decision:
+        """Decide from the events; read the CRM's record first when the source's read mode asks for it.
+
+        Raises:
+            CrmUnavailable, SecretUnavailable: the read could not be made now (the change is retried).
+        """
+        decide_from = partial(
+            decide,
+            state,
+            pending,
+            default_region=self.settings.default_phone_region,
+            countries_requiring_state=self.settings.countries_requiring_state,
+        )
+        decision = decide_from()
+        if decision.replayed is not None:  # the call was made, its outcomes not written: no read, no new call
+            return decision
+        reading = self.readings(change.source)
+        if reading is not None and needs_read(reading.mode, pending, decision.plan):
+            record = reading.reader.read(change.contact_id)
+            count("RecordsRead", 1, source=change.source)
+            return decide_from(record=record, unread=None if record else "the CRM no longer has this record")
+        if any(event.read is not None for event in pending):
+            unread = "this source reads no records" if reading is None else f"its read mode is {reading.mode}"
+            return replace(decision, unread=unread)
+        return decision
 
     def record(self, delivered: Sequence[Delivered]) -> None:
         """Write the outcomes of delivered calls, in as few batches as they fit, and count them.

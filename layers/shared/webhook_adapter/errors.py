@@ -23,6 +23,7 @@ __all__ = [
     "AdapterError",
     "BodyTooLarge",
     "CredentialsError",
+    "CrmUnavailable",
     "ForbiddenSender",
     "InvalidPayload",
     "InvalidValue",
@@ -185,6 +186,13 @@ class SphereUnavailable(TransientError):
     def __init__(self, message: str, *, retry_after: float | None = None, result: SphereResult | None = None) -> None:
         super().__init__(message, retry_after=retry_after)
         self.result = result
+
+
+class CrmUnavailable(TransientError):
+    """The CRM's API could not give a record now (429, 5xx, timeout, dropped connection, a 401 a fresh token did
+    not cure): the change is retried, as a call Sphere could not take is."""
+
+    code = "crm_unavailable"
 
 
 class SphereCallsHeld(TransientError):

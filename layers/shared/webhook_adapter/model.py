@@ -18,6 +18,7 @@ __all__ = [
     "ContactChange",
     "ContactField",
     "FieldValue",
+    "ReadCause",
     "SourceEvent",
     "Status",
 ]
@@ -56,6 +57,19 @@ class Status(StrEnum):
     HubSpot batch: recorded with why, never its body."""
 
 
+class ReadCause(StrEnum):
+    """Why an event cannot be delivered from what it carries: the CRM's current record must be read."""
+
+    THIN = "thin"
+    """The event names the record only (Attio, Keap, Zoho notifications)."""
+    REDACTED = "redacted"
+    """The CRM withheld a value (HubSpot's ``"REDACTED"`` for a sensitive property)."""
+    MERGE = "merge"
+    """Records were merged: the survivor holds the values now."""
+    GAP = "gap"
+    """The CRM lost track of changes (Salesforce CDC's gap and overflow events)."""
+
+
 TERMINAL_STATUSES = frozenset(Status) - {Status.QUEUED, Status.RETRYING, Status.DEAD_LETTERED}
 """Statuses after which a redelivered message leaves the event alone (a dead-lettered one is redriven)."""
 
@@ -91,6 +105,8 @@ class SourceEvent(BaseModel):
     """Fields whose value the source would not pass on (over the length cap), and why, never the value."""
     settled: Status | None = None
     reason: str | None = None
+    read: ReadCause | None = None
+    """Why deliver must read the CRM's record for this event (its ``changes`` alone cannot say what to send)."""
 
 
 class ContactChange(BaseModel):

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from webhook_adapter.errors import InvalidPayload, SignatureError
+from webhook_adapter.hubspot_properties import DEFAULT_FIELD_MAP
 from webhook_adapter.model import MAX_EPOCH_MS, ContactField, SourceEvent, Status
 from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_hubspot_legacy, verify_hubspot_v3, verify_with_any
@@ -29,7 +30,6 @@ from webhook_adapter.sources.base import (
     over_cap,
     parse_json,
 )
-from webhook_adapter.sources.hubspot_properties import DEFAULT_FIELD_MAP
 
 __all__ = ["DEFAULT_FIELD_MAP", "UNKNOWN_CONTACT", "HubSpotConfig", "HubSpotEvent", "HubSpotSource", "build"]
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from webhook_adapter.dotted import MISSING
 from webhook_adapter.errors import CredentialsError, InvalidPayload
+from webhook_adapter.hubspot_properties import DEFAULT_FIELD_MAP
 from webhook_adapter.model import MAX_EPOCH_MS, ContactField, FieldValue, SourceEvent, Status
 from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_credential, verify_hubspot_v3, verify_with_any
@@ -42,7 +43,6 @@ from webhook_adapter.sources.base import (
     over_cap,
     parse_json,
 )
-from webhook_adapter.sources.hubspot_properties import DEFAULT_FIELD_MAP
 
 __all__ = ["API_KEY_NAME", "HubSpotWorkflowConfig", "HubSpotWorkflowSource", "WorkflowRecord", "build"]
 

@@ -1,6 +1,8 @@
-"""HubSpot's contact properties as the adapter maps them: shared by app webhooks and workflow webhooks.
+"""HubSpot's contact properties as the adapter maps them: shared by app webhooks, workflow webhooks and the
+reader of HubSpot's CRM objects API.
 
-Its own module so a container serving one of the two HubSpot routes does not load the other's code.
+Its own module, outside ``sources``, so a container serving one HubSpot route does not load the other's code
+and deliver (which reads contacts) loads no source at all.
 """
 
 from __future__ import annotations
