@@ -16,6 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from devstack.cfn_yaml import load_template, parse_template
+from webhook_adapter.readers.hubspot import HubSpotReadConfig
 from webhook_adapter.settings import DeliverSettings, ReceiveSettings, env_prefix
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -348,7 +349,7 @@ def test_receive_may_store_enqueue_and_read_the_source_secrets_only(template: di
     }
 
 
-def test_deliver_may_poll_back_off_record_and_read_the_sphere_token_only(template: dict[str, Any]) -> None:
+def test_deliver_may_poll_back_off_record_and_read_the_api_tokens_only(template: dict[str, Any]) -> None:
     # Given the deliver function's role
     grants = role_grants(template, "DeliverFunctionRole")
 
@@ -369,13 +370,18 @@ def test_deliver_may_poll_back_off_record_and_read_the_sphere_token_only(templat
         "sqs:DeleteMessage": queue,
         "sqs:GetQueueAttributes": queue,
         "sqs:ChangeMessageVisibility": queue,
-        "secretsmanager:GetSecretValue": [{"Ref": "SphereTokenSecretArn"}],
+        "secretsmanager:GetSecretValue": [
+            {"Ref": "SphereTokenSecretArn"},
+            {"Fn::If": ["HasHubSpotApiToken", {"Ref": "HubSpotApiTokenSecretArn"}, {"Ref": "AWS::NoValue"}]},
+        ],
     }
 
 
 def source_secret_parameters(template: dict[str, Any]) -> list[str]:
-    """The template's source secret parameters (every ``*SecretArn`` but Sphere's token), in template order."""
-    return [name for name in template["Parameters"] if name.endswith("SecretArn") and name != "SphereTokenSecretArn"]
+    """The parameters of the sources' verification secrets (what receive's ``<SOURCE>_SECRET_ID`` names)."""
+    environment = function_environment(template, "ReceiveFunction")
+    named = {value["Ref"] for name, value in environment.items() if name.endswith("_SECRET_ID")}
+    return [name for name in template["Parameters"] if name in named]
 
 
 def test_secret_parameters_take_only_complete_secret_arns(template: dict[str, Any]) -> None:
@@ -719,12 +725,15 @@ def test_no_variable_is_set_that_nothing_reads(
         choice["Fn::If"][1] for choice in environment.get("ENABLED_SOURCES", {"Fn::Join": [",", []]})["Fn::Join"][1]
     ]
     prefixes = tuple(f"{env_prefix(name)}_" for name in sources)
+    # Deliver reads each reader source's read settings: those names exactly.
+    readers = {f"HUBSPOT_{field.upper()}" for field in HubSpotReadConfig.model_fields} if not sources else set()
 
     # Then every variable is a setting, a source's setting or Powertools' (a misspelt name would be silently ignored)
     unknown = {
         name
         for name in environment
         if name not in aliases(model, required_only=False)
+        and name not in readers
         and not name.startswith("POWERTOOLS_")
         and not (prefixes and name.startswith(prefixes))
     }

@@ -31,6 +31,7 @@ from webhook_adapter.errors import PoisonMessage, SphereUnavailable, StorageUnav
 from webhook_adapter.model import ContactChange
 from webhook_adapter.outcome import SphereResult
 from webhook_adapter.pace import CallPace
+from webhook_adapter.readers import reading
 from webhook_adapter.runtime import cached, now_ms, on_reset
 from webhook_adapter.secrets import read_secret
 from webhook_adapter.settings import deliver_settings
@@ -89,6 +90,7 @@ def delivery() -> Delivery:
         sphere=sphere,
         settings=settings,
         now_ms=now_ms,
+        readings=reading,
     )
 
 

@@ -477,7 +477,7 @@ class Delivery:
         if decision.replayed is not None:  # the call was made, its outcomes not written: no read, no new call
             return decision
         reading = self.readings(change.source)
-        if reading is not None and needs_read(reading.mode, pending, decision.plan):
+        if reading is not None and reading.reader is not None and needs_read(reading.mode, pending, decision.plan):
             record = reading.reader.read(change.contact_id)
             count("RecordsRead", 1, source=change.source)
             return decide_from(record=record, unread=None if record else "the CRM no longer has this record")

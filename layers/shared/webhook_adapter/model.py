@@ -14,11 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "MAX_EPOCH_MS",
+    "MAX_VALUE_CHARS",
     "TERMINAL_STATUSES",
     "ContactChange",
     "ContactField",
     "FieldValue",
     "ReadCause",
+    "ReadMode",
     "SourceEvent",
     "Status",
 ]
@@ -70,6 +72,17 @@ class ReadCause(StrEnum):
     """The CRM lost track of changes (Salesforce CDC's gap and overflow events)."""
 
 
+class ReadMode(StrEnum):
+    """When deliver reads a source's current record from the CRM (``records``)."""
+
+    PAYLOAD = "payload"
+    """Never: what the events carry is all there is."""
+    WHEN_INCOMPLETE = "fetch-when-incomplete"
+    """When an event asks for it, or the events cannot make a complete request."""
+    ALWAYS = "always-fetch"
+    """Before every call."""
+
+
 TERMINAL_STATUSES = frozenset(Status) - {Status.QUEUED, Status.RETRYING, Status.DEAD_LETTERED}
 """Statuses after which a redelivered message leaves the event alone (a dead-lettered one is redriven)."""
 
@@ -77,6 +90,17 @@ _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 MAX_EPOCH_MS = 10**14
 """No CRM change time is later than this (epoch milliseconds: the year 5138); sources refuse later ones."""
+
+MAX_VALUE_CHARS = 1024
+"""Longest value (after trimming) a source or a read of the CRM's record passes on for a contact field.
+
+A longer one is refused for that field.
+
+Far above any real email, phone or address part, and low enough that a contact's state item (every
+field's value, what Sphere accepted and what it refused: at most 4 bytes a character in UTF-8) stays
+a small fraction of DynamoDB's 400 KB item limit.
+"""
+
 
 type FieldValue = str | None
 """A field's new value; ``None`` means the CRM cleared it."""

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
-from webhook_adapter.model import ContactField, FieldValue, SourceEvent
+from webhook_adapter.model import ContactField, FieldValue, ReadMode, SourceEvent
 from webhook_adapter.normalize import Group
 
 if TYPE_CHECKING:
@@ -31,14 +30,6 @@ __all__ = ["READ_EVENT_ID", "CrmRecord", "ReadMode", "Reading", "RecordReader", 
 
 READ_EVENT_ID = "crm-read"
 """The ``event_id`` of the event a read becomes (never recorded as an outcome of its own)."""
-
-
-class ReadMode(StrEnum):
-    """When deliver reads the CRM's current record for a source."""
-
-    PAYLOAD = "payload"
-    WHEN_INCOMPLETE = "fetch-when-incomplete"
-    ALWAYS = "always-fetch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +68,10 @@ class RecordReader(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """A source's read mode and its reader."""
+    """A source's read mode and its reader (``None`` in ``payload`` mode: nothing is read)."""
 
     mode: ReadMode
-    reader: RecordReader
+    reader: RecordReader | None
 
 
 def needs_read(mode: ReadMode, pending: Sequence[SourceEvent], plan: Plan) -> bool:

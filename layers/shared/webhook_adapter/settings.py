@@ -7,8 +7,10 @@ own model and are read from variables prefixed with the source's name (``HUBSPOT
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Annotated
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
@@ -20,6 +22,7 @@ __all__ = [
     "ReceiveSettings",
     "deliver_settings",
     "env_prefix",
+    "field_map_or",
     "load_prefixed",
     "receive_settings",
 ]
@@ -106,6 +109,17 @@ def deliver_settings() -> DeliverSettings:
         pydantic.ValidationError: a required variable is missing or a value is out of range.
     """
     return DeliverSettings.model_validate(os.environ)
+
+
+def field_map_or[T](default: Mapping[Any, T]) -> Callable[[Any], Any]:
+    """A validator for a ``*_FIELD_MAP`` setting: JSON text, where empty (the template's default) means ``default``."""
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else dict(default)
+        return value
+
+    return parse
 
 
 def env_prefix(source: str) -> str:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from webhook_adapter.errors import InvalidPayload, UnsupportedMediaType
-from webhook_adapter.model import SourceEvent
+from webhook_adapter.model import MAX_VALUE_CHARS, SourceEvent
+from webhook_adapter.settings import field_map_or
 
 __all__ = [
     "JSON_MEDIA_TYPE",
@@ -40,13 +41,6 @@ MAX_INTEGER_DIGITS = 64
 
 Bounded before conversion: Python refuses to convert more than 4,300 digits (a ``ValueError`` no
 JSON error handler expects), and converting fewer still costs quadratic time.
-"""
-MAX_VALUE_CHARS = 1024
-"""Longest value (after trimming) a source passes on for a contact field; a longer one is refused for that field.
-
-Far above any real email, phone or address part, and low enough that a contact's state item (every
-field's value, what Sphere accepted and what it refused: at most 4 bytes a character in UTF-8) stays
-a small fraction of DynamoDB's 400 KB item limit.
 """
 _UNCARRIABLE_TEXT = re.compile("[\ud800-\udfff\ufffe\uffff]")
 """Characters JSON can escape but nothing downstream carries: lone surrogates have no UTF-8 encoding
@@ -139,17 +133,6 @@ def require_media_type(request: WebhookRequest, expected: str) -> None:
     given = (request.header("content-type") or "").split(";", 1)[0].strip().lower()
     if given != expected:
         raise UnsupportedMediaType(f"content type must be {expected}, got {'another' if given else 'none'}")
-
-
-def field_map_or[T](default: Mapping[Any, T]) -> Callable[[Any], Any]:
-    """A validator for a ``*_FIELD_MAP`` setting: JSON text, where empty (the template's default) means ``default``."""
-
-    def parse(value: Any) -> Any:
-        if isinstance(value, str):
-            return json.loads(value) if value.strip() else dict(default)
-        return value
-
-    return parse
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter,
 
 from webhook_adapter.errors import InvalidPayload, SignatureError
 from webhook_adapter.hubspot_properties import DEFAULT_FIELD_MAP
-from webhook_adapter.model import MAX_EPOCH_MS, ContactField, SourceEvent, Status
+from webhook_adapter.model import MAX_EPOCH_MS, ContactField, ReadCause, ReadMode, SourceEvent, Status
 from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_hubspot_legacy, verify_hubspot_v3, verify_with_any
 from webhook_adapter.sources.base import (
@@ -52,6 +52,8 @@ class HubSpotConfig(BaseModel):
     secret_id: Annotated[str, Field(min_length=1)]
     legacy_signatures: bool = False
     """Also accept v1/v2 signatures (no timestamp, so no replay protection)."""
+    read_mode: ReadMode = ReadMode.PAYLOAD
+    """Whether deliver reads the contact from HubSpot (then a redacted value is read instead of left incomplete)."""
     customer_id_property: Annotated[str, Field(min_length=1)] = "sphere_customer_id"
     field_map: Annotated[dict[str, ContactField], BeforeValidator(field_map_or(DEFAULT_FIELD_MAP))] = Field(
         default_factory=lambda: dict(DEFAULT_FIELD_MAP)
@@ -227,6 +229,8 @@ class HubSpotSource(JsonSource):
         if field is None:
             return SourceEvent(**common, settled=Status.IGNORED, reason=f"property {event.property_name} is not mapped")
         if event.property_value == REDACTED:
+            if self.config.read_mode is not ReadMode.PAYLOAD:  # deliver reads the value from HubSpot
+                return SourceEvent(**common, read=ReadCause.REDACTED)
             return SourceEvent(
                 **common,
                 settled=Status.INCOMPLETE,

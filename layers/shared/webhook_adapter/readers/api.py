@@ -1,0 +1,91 @@
+"""A CRM's REST API as the readers use it: ``GET`` a JSON record with a bearer token, failures sorted like Sphere's.
+
+One connection pool per reader and container. A 401 reads the token again once (it may have been rotated);
+429, 5xx, timeouts, dropped connections and a token refused twice are ``CrmUnavailable`` (the change is
+retried, ``Retry-After`` honoured); 404 means the record is gone. Nothing from a CRM's answer but its status
+reaches an error message: its body may echo contact details.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from webhook_adapter.errors import CrmUnavailable
+from webhook_adapter.sphere import parse_retry_after
+
+__all__ = ["CrmApi", "TokenSource"]
+
+_UNAUTHORIZED = 401
+_NOT_FOUND = 404
+
+type TokenSource = Callable[[bool], str]
+"""Returns the API token; called with ``True`` to bypass the cache after a 401."""
+
+
+class CrmApi:
+    """``GET`` JSON from one CRM's API with explicit timeouts; thread-safe (one thread per contact reads)."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        token: TokenSource,
+        *,
+        connect_timeout: float,
+        timeout: float,
+        connections: int = 1,
+        authorization: Callable[[str], Mapping[str, str]] = lambda token: {"Authorization": f"Bearer {token}"},
+    ) -> None:
+        self.name = name
+        self._token = token
+        self._token_lock = threading.Lock()
+        self._authorization = authorization
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            headers={"Accept": "application/json"},
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        """The JSON document at ``path``, or ``None`` when the CRM answers 404.
+
+        Raises:
+            CrmUnavailable: 429, 5xx, another 4xx, a timeout, a transport error, a body that is not JSON, or a
+                401 with a fresh token too.
+            SecretUnavailable: the token could not be read.
+        """
+        response = self._get(path, params, refresh=False)
+        if response.status_code == _UNAUTHORIZED:
+            response = self._get(path, params, refresh=True)
+        status = response.status_code
+        if status == _NOT_FOUND:
+            return None
+        if status == _UNAUTHORIZED:
+            raise CrmUnavailable(f"{self.name} refused the API token, also after reading it again")
+        if status >= 300:
+            retry_after = parse_retry_after(response.headers.get("retry-after"), now=time.time())
+            raise CrmUnavailable(f"{self.name} answered {status} to a record read", retry_after=retry_after)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise CrmUnavailable(f"{self.name} answered a record read with a body that is not JSON") from exc
+
+    def _get(self, path: str, params: Mapping[str, str] | None, *, refresh: bool) -> httpx.Response:
+        with self._token_lock:
+            token = self._token(refresh)
+        try:
+            return self._http.get(path, params=params, headers=dict(self._authorization(token)))
+        except httpx.TimeoutException as exc:
+            raise CrmUnavailable(f"{self.name} did not answer a record read in time") from exc
+        except httpx.HTTPError as exc:
+            raise CrmUnavailable(f"could not reach {self.name} ({type(exc).__name__})") from exc

@@ -1,0 +1,129 @@
+"""HubSpot's CRM objects API, contact read: the record a redacted value, a merge or an incomplete address needs.
+
+``GET /crm/objects/{version}/contacts/{id}?properties=...`` with a private app's token. HubSpot's APIs are
+date-versioned (``2026-03``, ``2026-09``, ...) and the numbered ``/crm/v3/`` paths lose support in September
+2027, so the version is a setting (``HUBSPOT_API_VERSION``; ``v3`` still reads the legacy path). The answer is
+``{"id", "properties": {...}, "updatedAt", ...}``: the requested properties (``null`` when empty) and the
+record's last modification, which dates every value read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, ValidationError, model_validator
+
+from webhook_adapter.errors import CrmUnavailable
+from webhook_adapter.hubspot_properties import DEFAULT_FIELD_MAP
+from webhook_adapter.model import MAX_VALUE_CHARS, ContactField, FieldValue, ReadMode
+from webhook_adapter.readers.api import CrmApi, TokenSource
+from webhook_adapter.records import CrmRecord
+from webhook_adapter.settings import field_map_or
+
+__all__ = ["HubSpotReadConfig", "HubSpotReader", "contact_path"]
+
+LEGACY_VERSION = "v3"
+_MODIFIED = "lastmodifieddate"
+
+
+class HubSpotReadConfig(BaseModel):
+    """``HUBSPOT_*`` settings of the deliver function: how to read contacts, and which properties map."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    read_mode: ReadMode = ReadMode.PAYLOAD
+    api_url: HttpUrl = HttpUrl("https://api.hubapi.com")
+    api_version: Annotated[str, Field(pattern=r"^(v3|20[0-9]{2}-(03|09))$")] = "2026-09"
+    api_token_secret_id: str = ""
+    """Secrets Manager id of the private app's access token (scope ``crm.objects.contacts.read``)."""
+    customer_id_property: Annotated[str, Field(min_length=1)] = "sphere_customer_id"
+    field_map: Annotated[dict[str, ContactField], BeforeValidator(field_map_or(DEFAULT_FIELD_MAP))] = Field(
+        default_factory=lambda: dict(DEFAULT_FIELD_MAP)
+    )
+
+    @model_validator(mode="after")
+    def _token_when_reading(self) -> HubSpotReadConfig:
+        if self.read_mode is not ReadMode.PAYLOAD and not self.api_token_secret_id:
+            raise ValueError(f"read mode {self.read_mode} needs api_token_secret_id (HubSpotApiTokenSecretArn)")
+        return self
+
+
+class _Contact(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    properties: dict[str, Any]
+    updated_at: Annotated[str | None, Field(alias="updatedAt")] = None
+
+
+def contact_path(version: str, object_id: str) -> str:
+    """The contact's path in the configured API version (date-versioned, or the legacy ``v3``)."""
+    if version == LEGACY_VERSION:
+        return f"/crm/v3/objects/contacts/{object_id}"
+    return f"/crm/objects/{version}/contacts/{object_id}"
+
+
+def _epoch_ms(text: Any) -> int | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int(moment.timestamp() * 1000) if moment.tzinfo is not None else None
+
+
+def _value(raw: Any) -> FieldValue:
+    """A property's value as a field value (empty text: none).
+
+    Raises:
+        ValueError: not text, or longer than ``MAX_VALUE_CHARS``: the field is left as the events had it.
+    """
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or len(text := raw.strip()) > MAX_VALUE_CHARS:
+        raise ValueError("not a value the adapter passes on")
+    return text or None
+
+
+class HubSpotReader:
+    """Reads a HubSpot contact (``{portalId}:{objectId}``, as the sources name it) into the mapped fields."""
+
+    def __init__(
+        self, config: HubSpotReadConfig, token: TokenSource, *, connect_timeout: float, timeout: float
+    ) -> None:
+        self.config = config
+        self._properties = {**config.field_map, config.customer_id_property: ContactField.CUSTOMER_ID}
+        self._api = CrmApi("HubSpot", str(config.api_url), token, connect_timeout=connect_timeout, timeout=timeout)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._api.close()
+
+    def read(self, contact_id: str) -> CrmRecord | None:
+        """The contact's mapped properties as of its last modification, or ``None`` when HubSpot has it no more.
+
+        Raises:
+            CrmUnavailable: HubSpot could not answer now, or answered something that is not a contact.
+            SecretUnavailable: the token could not be read.
+        """
+        object_id = contact_id.rsplit(":", 1)[-1]
+        names = ",".join(sorted({*self._properties, _MODIFIED}))
+        document = self._api.get_json(contact_path(self.config.api_version, object_id), {"properties": names})
+        if document is None:
+            return None
+        try:
+            contact = _Contact.model_validate(document)
+        except ValidationError as exc:
+            raise CrmUnavailable("HubSpot answered a contact read with something that is not a contact") from exc
+        modified = _epoch_ms(contact.updated_at) or _epoch_ms(contact.properties.get(_MODIFIED))
+        if modified is None:
+            raise CrmUnavailable("HubSpot's contact carries no modification time (updatedAt)")
+        values: dict[ContactField, FieldValue] = {}
+        for name, field in self._properties.items():
+            if name in contact.properties:
+                try:
+                    values[field] = _value(contact.properties[name])
+                except ValueError:
+                    continue
+        return CrmRecord(contact_id=contact_id, values=values, modified_at=modified)
