@@ -16,15 +16,25 @@ from typing import Any
 import httpx
 
 from webhook_adapter.errors import CrmUnavailable
+from webhook_adapter.secrets import read_secret
 from webhook_adapter.sphere import parse_retry_after
 
-__all__ = ["CrmApi", "TokenSource"]
+__all__ = ["CrmApi", "TokenSource", "secret_token"]
 
 _UNAUTHORIZED = 401
 _NOT_FOUND = 404
 
 type TokenSource = Callable[[bool], str]
 """Returns the API token; called with ``True`` to bypass the cache after a 401."""
+
+
+def secret_token(secret_id: str, *, max_age: int) -> TokenSource:
+    """A token source over a Secrets Manager secret, cached for ``max_age`` seconds (read again on demand)."""
+
+    def token(refresh: bool) -> str:
+        return read_secret(secret_id, max_age=max_age, refresh=refresh)
+
+    return token
 
 
 class CrmApi:

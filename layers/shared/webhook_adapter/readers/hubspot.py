@@ -17,12 +17,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, Val
 from webhook_adapter.errors import CrmUnavailable
 from webhook_adapter.hubspot_properties import DEFAULT_FIELD_MAP
 from webhook_adapter.model import MAX_VALUE_CHARS, ContactField, FieldValue, ReadMode
-from webhook_adapter.readers.api import CrmApi, TokenSource
-from webhook_adapter.records import CrmRecord
-from webhook_adapter.settings import field_map_or
+from webhook_adapter.readers.api import CrmApi, TokenSource, secret_token
+from webhook_adapter.records import CrmRecord, Reading
+from webhook_adapter.runtime import on_reset
+from webhook_adapter.settings import DeliverSettings, field_map_or, load_prefixed
 
-__all__ = ["HubSpotReadConfig", "HubSpotReader", "contact_path"]
+__all__ = ["HubSpotReadConfig", "HubSpotReader", "build", "contact_path"]
 
+NAME = "hubspot"
 LEGACY_VERSION = "v3"
 _MODIFIED = "lastmodifieddate"
 
@@ -127,3 +129,23 @@ class HubSpotReader:
                 except ValueError:
                     continue
         return CrmRecord(contact_id=contact_id, values=values, modified_at=modified)
+
+
+def build(settings: DeliverSettings) -> Reading:
+    """HubSpot's read mode and reader from ``HUBSPOT_*`` settings (no reader in ``payload`` mode).
+
+    Raises:
+        pydantic.ValidationError: a setting is invalid, or a read mode is set without a token secret.
+    """
+    config = load_prefixed(HubSpotReadConfig, NAME)
+    if config.read_mode is ReadMode.PAYLOAD:
+        return Reading(config.read_mode, None)
+    token = secret_token(config.api_token_secret_id, max_age=settings.secret_max_age_seconds)
+    reader = HubSpotReader(
+        config,
+        token,
+        connect_timeout=settings.sphere_connect_timeout_seconds,
+        timeout=settings.sphere_timeout_seconds,
+    )
+    on_reset(reader.close)
+    return Reading(config.read_mode, reader)
