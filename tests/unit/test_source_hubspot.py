@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from webhook_adapter.errors import InvalidPayload, SignatureError, UnsupportedMediaType
-from webhook_adapter.model import ContactField, SourceEvent, Status
+from webhook_adapter.model import ContactField, ReadCause, ReadMode, SourceEvent, Status
 from webhook_adapter.signatures import sign_hubspot_v3
 from webhook_adapter.sources.base import MAX_VALUE_CHARS, WebhookRequest
 from webhook_adapter.sources.hubspot import HubSpotConfig, HubSpotSource
@@ -676,3 +676,42 @@ def test_verify_refuses_an_unsigned_request() -> None:
     body = json.dumps([contact_event()]).encode()
     with pytest.raises(SignatureError, match="missing X-HubSpot-Signature-v3"):
         source(legacy_signatures=True).verify(request(body), [SECRET])
+
+
+# --- with a read mode: what deliver reads from HubSpot -------------------------------------------------------
+
+
+def test_with_a_read_mode_a_redacted_value_asks_deliver_to_read_the_contact() -> None:
+    # Given HubSpot's sensitive sample on a mapped property, and a source that reads contacts when needed
+    body = json.loads(load_fixture("propertychange-sensitive.json"))
+    body[0]["propertyName"] = "email"
+
+    # When parsed
+    [event] = source(read_mode=ReadMode.WHEN_INCOMPLETE).parse(request(body))
+
+    # Then it is queued asking for a read, carrying no value (never "REDACTED")
+    assert event.settled is None
+    assert event.read is ReadCause.REDACTED
+    assert event.changes == {}
+
+
+@pytest.mark.parametrize(
+    ("ids", "survivor"),
+    [
+        ({"primaryObjectId": 7001, "mergedObjectIds": [7002], "newObjectId": 7003}, "7003"),
+        ({"primaryObjectId": 7001, "mergedObjectIds": [7002]}, "7001"),
+    ],
+)
+def test_with_a_read_mode_a_merge_asks_deliver_to_read_the_surviving_contact(
+    ids: dict[str, Any], survivor: str
+) -> None:
+    # Given a contact.merge event, and a source that reads contacts when needed
+    merge = contact_event(subscriptionType="contact.merge", propertyName=None, propertyValue=None, **ids)
+
+    # When parsed
+    [event] = source(read_mode=ReadMode.WHEN_INCOMPLETE).parse(request([merge]))
+
+    # Then it names the surviving contact and asks for a read of it
+    assert event.contact_id == f"{PORTAL}:{survivor}"
+    assert event.read is ReadCause.MERGE
+    assert event.settled is None

@@ -42,6 +42,8 @@ _RETRY_COUNTER = "attemptNumber"
 """The one key HubSpot changes when it resends an event: left out of a refused event's identity."""
 CONTACT_OBJECT_TYPE = "0-1"
 PROPERTY_CHANGE_TYPES = frozenset({"contact.propertyChange", "object.propertyChange"})
+MERGE_TYPE = "contact.merge"
+"""Two or more contacts became one: ``primaryObjectId`` survives (``newObjectId`` when HubSpot made a new record)."""
 
 
 class HubSpotConfig(BaseModel):
@@ -84,6 +86,8 @@ class HubSpotEvent(BaseModel):
     object_type_id: Annotated[str | None, Field(alias="objectTypeId", max_length=32)] = None
     property_name: Annotated[str | None, Field(alias="propertyName", max_length=256)] = None
     property_value: Annotated[str | None, Field(alias="propertyValue")] = None
+    primary_object_id: Annotated[_Id | None, Field(alias="primaryObjectId")] = None
+    new_object_id: Annotated[_Id | None, Field(alias="newObjectId")] = None
 
     @field_validator("*", mode="before")
     @classmethod
@@ -221,6 +225,10 @@ class HubSpotSource(JsonSource):
             "kind": event.kind,
         }
         is_contact = event.kind.startswith("contact.") or event.object_type_id == CONTACT_OBJECT_TYPE
+        if event.kind == MERGE_TYPE and self.config.read_mode is not ReadMode.PAYLOAD:
+            # The survivor holds the merged values now (the Sphere customer id among them): deliver reads it.
+            survivor = event.new_object_id or event.primary_object_id or event.object_id
+            return SourceEvent(**{**common, "contact_id": f"{event.portal_id}:{survivor}"}, read=ReadCause.MERGE)
         if event.kind not in PROPERTY_CHANGE_TYPES or not is_contact:
             return SourceEvent(
                 **common, settled=Status.IGNORED, reason=f"{event.kind or 'untyped'} events carry no fields"
