@@ -1,0 +1,1005 @@
+"""CRM record-read stand-in: one loopback server answering the contact-read endpoints of several CRMs.
+
+Delivery re-reads the current record from the CRM before it writes to Sphere; our machines have no
+internet, so tests and the local stack read from this server instead. Each CRM has its own token and
+its own records in memory; every request is recorded (``requests``, ``records_read``), and faults
+are injected as on the Sphere stand-in (``devstack.standin_server``: ``fail_next``, ``timeout_next``,
+``drop_next``, ``set_latency``, ``set_failure_rate``, ``rotate_token``), also over HTTP under
+``/_standin/``.
+
+Shapes, and the vendor page each follows (looked up 2026-11-26; *unconfirmed* marks guesses):
+
+* HubSpot, ``GET /crm/objects/{YYYY-MM}/contacts/{id}`` and ``GET /crm/v3/objects/contacts/{id}``
+  with ``?properties=a,b``, ``Authorization: Bearer``: ``{"id", "properties", "createdAt",
+  "updatedAt", "archived"}`` (developers.hubspot.com/docs/api-reference/2026-03/crm/objects/contacts,
+  "Read"; requested properties answer ``null`` when unset, and without ``properties`` the default
+  set comes back). Errors ``{"status": "error", "message", "correlationId", "category"}``
+  (developers.hubspot.com/docs/api-reference/error-handling; ``category`` values
+  ``OBJECT_NOT_FOUND`` / ``INVALID_AUTHENTICATION`` unconfirmed); 429 ``{"status": "error", "message",
+  "errorType": "RATE_LIMIT", "correlationId", "policyName", "requestId"}`` (HubSpot's usage-details
+  page as quoted on community.hubspot.com; HubSpot documents no ``Retry-After`` on 429).
+* Pipedrive, ``GET /api/v2/persons/{id}`` with ``x-api-token`` (pipedrive.readme.io "Authentication";
+  the ``api_token`` query parameter of v1 is accepted too): ``{"success": true, "data": {person}}``
+  with ``emails``/``phones`` as ``[{"value", "primary", "label"}]`` and ``custom_fields`` keyed by the
+  40-hex field key (developers.pipedrive.com v2 persons, as mirrored by kestra's Person model). The
+  ``postal_address`` object with Google's components, RFC 3339 times and the error bodies
+  ``{"success": false, "error", "error_info"}`` are unconfirmed.
+* Attio, ``GET /v2/objects/people/records/{record_id}``, ``Authorization: Bearer``: ``{"data": {"id":
+  {"workspace_id", "object_id", "record_id"}, "created_at", "web_url", "values"}}`` (docs.attio.com
+  "Get a record"); values are lists of value objects with ``active_from``, ``active_until``,
+  ``created_by_actor``, ``attribute_type`` (docs.attio.com attribute types: email-address, location;
+  phone-number's ``original_phone_number``/``country_code``/``phone_number`` and text's ``value``
+  unconfirmed). Errors ``{"status_code", "type", "code", "message"}`` (docs.attio.com, create an
+  activity record: 403 ``auth_error``, 404 ``invalid_request_error``/``not_found``; the 401 and 429
+  codes are unconfirmed).
+* Salesforce, ``POST /services/oauth2/token`` (client credentials, form-encoded ``client_id`` and
+  ``client_secret``): ``{"access_token", "signature", "scope", "instance_url", "id", "token_type",
+  "issued_at"}`` (Salesforce's client-credentials example; ``signature`` is base64 HMAC-SHA256 of
+  ``id + issued_at`` keyed by the client secret); refusals ``{"error", "error_description"}``
+  (``invalid_client``, ``unsupported_grant_type``). ``GET /services/data/vNN.N/sobjects/Contact/{id}``
+  (``?fields=`` optional), Bearer: the record with ``attributes`` (REST API Developer Guide, "sObject
+  Rows"); errors ``[{"message", "errorCode"}]`` (``NOT_FOUND``, ``INVALID_SESSION_ID``; REST API
+  "Status Codes and Error Responses").
+* Keap and Zoho CRM: not served.
+
+``put_record`` takes the adapter's contact fields (``webhook_adapter.model.ContactField`` values) and
+stores them under each CRM's own names (``CRM_FIELD_NAMES``); ``put_raw`` stores an exact 200 body.
+
+Run it standalone (loopback only) until Ctrl-C::
+
+    python -m devstack.crm_standin --port 8082
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import hashlib
+import hmac
+import logging
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from http import HTTPStatus
+from types import MappingProxyType
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+from devstack.sphere_faults import FaultPlan
+from devstack.standin_server import (
+    ApiRequest,
+    BodyError,
+    Exchange,
+    LoopbackStandIn,
+    Reply,
+    control_body,
+    fault_control_actions,
+    format_timestamp,
+    json_bytes,
+    serve_until_signal,
+)
+from webhook_adapter.model import ContactField
+
+__all__ = [
+    "CRM_FIELD_NAMES",
+    "DEFAULT_PIPEDRIVE_CUSTOMER_ID_KEY",
+    "DEFAULT_PORT",
+    "DEFAULT_TOKENS",
+    "SALESFORCE_CLIENT_ID",
+    "SALESFORCE_CLIENT_SECRET",
+    "Crm",
+    "CrmStandIn",
+    "RecordedRequest",
+    "main",
+]
+
+_logger = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------------------------------------- constants
+
+
+class Crm(StrEnum):
+    """The CRMs served."""
+
+    HUBSPOT = "hubspot"
+    PIPEDRIVE = "pipedrive"
+    ATTIO = "attio"
+    SALESFORCE = "salesforce"
+
+
+DEFAULT_PORT: Final = 8082
+"""Port of the standalone server (``main``); tests pass ``port=0`` for a free one."""
+
+DEFAULT_TOKENS: Final[Mapping[Crm, str]] = MappingProxyType(
+    {
+        Crm.HUBSPOT: "local-hubspot-private-app-token",
+        Crm.PIPEDRIVE: "0123456789abcdef0123456789abcdef01234567",
+        Crm.ATTIO: "local-attio-token",
+        Crm.SALESFORCE: "00DLOCAL!local-salesforce-access-token",
+    }
+)
+"""The token each CRM accepts until rotated (Salesforce's is the one its token endpoint issues)."""
+
+SALESFORCE_CLIENT_ID: Final = "local-connected-app-consumer-key"
+SALESFORCE_CLIENT_SECRET: Final = "local-connected-app-consumer-secret"
+
+DEFAULT_PIPEDRIVE_CUSTOMER_ID_KEY: Final = "5b1c7d9e2f4a6c8e0b1d3f5a7c9e1b3d5f7a9c0e"
+"""The 40-hex key of the Pipedrive custom field holding the Sphere customer id."""
+
+_HUBSPOT_CUSTOMER_ID: Final = "sphere_customer_id"
+_SALESFORCE_CUSTOMER_ID: Final = "Sphere_Customer_Id__c"
+_ATTIO_CUSTOMER_ID: Final = "sphere_customer_id"
+
+CRM_FIELD_NAMES: Final[Mapping[Crm, Mapping[ContactField, str]]] = MappingProxyType(
+    {
+        Crm.HUBSPOT: MappingProxyType(
+            {
+                ContactField.EMAIL: "email",
+                ContactField.PHONE: "phone",
+                ContactField.MOBILE_PHONE: "mobilephone",
+                ContactField.LINE1: "address",
+                ContactField.CITY: "city",
+                ContactField.STATE: "state",
+                ContactField.POSTAL_CODE: "zip",
+                ContactField.COUNTRY: "country",
+                ContactField.CUSTOMER_ID: _HUBSPOT_CUSTOMER_ID,
+            }
+        ),
+        Crm.SALESFORCE: MappingProxyType(
+            {
+                ContactField.EMAIL: "Email",
+                ContactField.PHONE: "Phone",
+                ContactField.MOBILE_PHONE: "MobilePhone",
+                ContactField.LINE1: "MailingStreet",
+                ContactField.LINE2: "MailingStreet",
+                ContactField.CITY: "MailingCity",
+                ContactField.STATE: "MailingState",
+                ContactField.POSTAL_CODE: "MailingPostalCode",
+                ContactField.COUNTRY: "MailingCountry",
+                ContactField.CUSTOMER_ID: _SALESFORCE_CUSTOMER_ID,
+            }
+        ),
+        Crm.PIPEDRIVE: MappingProxyType(
+            {
+                ContactField.EMAIL: "emails[label=work]",
+                ContactField.PHONE: "phones[label=work]",
+                ContactField.MOBILE_PHONE: "phones[label=mobile]",
+                ContactField.LINE1: "postal_address.route",
+                ContactField.LINE2: "postal_address.subpremise",
+                ContactField.CITY: "postal_address.locality",
+                ContactField.STATE: "postal_address.admin_area_level_1",
+                ContactField.POSTAL_CODE: "postal_address.postal_code",
+                ContactField.COUNTRY: "postal_address.country",
+                ContactField.CUSTOMER_ID: "custom_fields.<customer id key>",
+            }
+        ),
+        Crm.ATTIO: MappingProxyType(
+            {
+                ContactField.EMAIL: "email_addresses",
+                ContactField.PHONE: "phone_numbers[0]",
+                ContactField.MOBILE_PHONE: "phone_numbers[1]",
+                ContactField.LINE1: "primary_location.line_1",
+                ContactField.LINE2: "primary_location.line_2",
+                ContactField.CITY: "primary_location.locality",
+                ContactField.STATE: "primary_location.region",
+                ContactField.POSTAL_CODE: "primary_location.postcode",
+                ContactField.COUNTRY: "primary_location.country_code",
+                ContactField.CUSTOMER_ID: _ATTIO_CUSTOMER_ID,
+            }
+        ),
+    }
+)
+"""Where each CRM keeps each contact field (documentation; HubSpot has no standard address line 2).
+
+Salesforce's ``MailingStreet`` holds line 1, then line 2 on a new line. Pipedrive's line 1 goes in
+``route`` whole (``street_number`` stays ``null``). Attio's phone numbers are one multi-value
+attribute: the phone first, the mobile second; values are stored as given (Attio would normalize).
+"""
+
+_HUBSPOT_DEFAULT_PROPERTIES: Final = (
+    "createdate",
+    "email",
+    "firstname",
+    "hs_object_id",
+    "lastmodifieddate",
+    "lastname",
+)
+"""What HubSpot answers without ``properties``."""
+
+_ATTIO_WORKSPACE_ID: Final = "14beef7a-99f7-4534-a87e-70b564330a4c"
+_ATTIO_PEOPLE_OBJECT_ID: Final = "97052eb9-e65e-443f-a297-f2d9a4a7f795"
+_ATTIO_WORKSPACE_SLUG: Final = "local"
+_SALESFORCE_ORG_ID: Final = "00DLOCAL000000000"
+_SALESFORCE_USER_ID: Final = "005LOCAL000000000"
+
+_HUBSPOT_PATH: Final = re.compile(r"^/crm/(?:objects/(?P<version>\d{4}-\d{2})|v3/objects)/contacts/(?P<id>[^/]+)$")
+_PIPEDRIVE_PATH: Final = re.compile(r"^/api/v2/persons/(?P<id>[^/]+)$")
+_ATTIO_PATH: Final = re.compile(r"^/v2/objects/people/records/(?P<id>[^/]+)$")
+_SALESFORCE_PATH: Final = re.compile(r"^/services/data/v(?P<version>\d+\.\d)/sobjects/Contact/(?P<id>[^/]+)$")
+_SALESFORCE_TOKEN_PATH: Final = "/services/oauth2/token"
+_ROUTES: Final = (
+    (Crm.HUBSPOT, _HUBSPOT_PATH),
+    (Crm.PIPEDRIVE, _PIPEDRIVE_PATH),
+    (Crm.ATTIO, _ATTIO_PATH),
+    (Crm.SALESFORCE, _SALESFORCE_PATH),
+)
+_CONTROL_RECORD_PATH: Final = re.compile(r"^/_standin/records/(?P<crm>[a-z]+)/(?P<id>[^/]+)$")
+_FORM_MEDIA_TYPE: Final = "application/x-www-form-urlencoded"
+_HTML_MEDIA_TYPE: Final = "text/html; charset=utf-8"
+_PIPEDRIVE_ERROR_INFO: Final = "Please check developers.pipedrive.com for more information about Pipedrive API."
+
+
+# ---------------------------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request the stand-in received on a CRM API (control requests are not recorded).
+
+    Attributes:
+        method: HTTP method.
+        path: the path, without the query string.
+        query: the query parameters (the last value of a repeated one).
+        headers: request headers with lower-cased names (read-only mapping).
+        status: status answered, ``None`` when the connection was dropped without an answer.
+        received_at: when the request line and headers had been read (UTC).
+        connection_id: sequence number of the TCP connection it came on.
+        fault: the injected fault's kind, ``None`` when none.
+        crm: the CRM whose endpoint the path names, ``None`` for an unknown path.
+        record_id: the record id the path names (``None`` for the token endpoint or an unknown path).
+    """
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    status: int | None
+    received_at: datetime
+    connection_id: int
+    fault: str | None
+    crm: Crm | None
+    record_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """This record as ``GET /_standin/requests`` lists it."""
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": dict(self.query),
+            "headers": dict(self.headers),
+            "status": self.status,
+            "receivedAt": format_timestamp(self.received_at),
+            "connectionId": self.connection_id,
+            "fault": self.fault,
+            "crm": self.crm,
+            "recordId": self.record_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Contact:
+    """A record put from contact fields; rendered in the CRM's shape when read."""
+
+    values: Mapping[ContactField, str | None]
+    created_at: datetime
+    modified_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    """A record put as the exact 200 body to answer."""
+
+    document: Any
+
+
+type _Stored = _Contact | _Raw
+
+
+def _route(path: str) -> tuple[Crm, str] | None:
+    """The CRM and record id a read path names."""
+    for crm, pattern in _ROUTES:
+        match = pattern.match(path)
+        if match is not None:
+            return crm, match["id"]
+    return None
+
+
+def _crm_of(path: str) -> Crm | None:
+    if path == _SALESFORCE_TOKEN_PATH:
+        return Crm.SALESFORCE
+    route = _route(path)
+    return route[0] if route else None
+
+
+def _require_crm(crm: Any) -> Crm:
+    """Raises: ValueError: not one of the served CRMs."""
+    try:
+        return Crm(crm)
+    except ValueError:
+        raise ValueError(f"crm must be one of {', '.join(Crm)}") from None
+
+
+# ---------------------------------------------------------------------------------------------- times
+
+
+def _from_ms(epoch_ms: int) -> datetime:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC)
+
+
+def _rfc3339_seconds(moment: datetime) -> str:
+    """Pipedrive v2: ``2026-11-26T04:54:30Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _attio_time(moment: datetime) -> str:
+    """Attio: nanosecond precision, ``2022-11-21T13:22:49.061000000Z``."""
+    return format_timestamp(moment).replace("Z", "000000Z")
+
+
+def _salesforce_time(moment: datetime) -> str:
+    """Salesforce: ``2026-11-26T04:54:30.000+0000``."""
+    return format_timestamp(moment).replace("Z", "+0000")
+
+
+# ---------------------------------------------------------------------------------------------- vendor views
+
+
+def _hubspot_view(
+    record_id: str, contact: _Contact, requested: Sequence[str] | None, customer_id_property: str
+) -> dict[str, Any]:
+    names = {**CRM_FIELD_NAMES[Crm.HUBSPOT], ContactField.CUSTOMER_ID: customer_id_property}
+    stored: dict[str, str | None] = {names[field]: value for field, value in contact.values.items()}
+    stored |= {
+        "hs_object_id": record_id,
+        "createdate": format_timestamp(contact.created_at),
+        "lastmodifieddate": format_timestamp(contact.modified_at),
+    }
+    wanted = [*(requested if requested is not None else _HUBSPOT_DEFAULT_PROPERTIES)]
+    wanted += [name for name in ("hs_object_id", "createdate", "lastmodifieddate") if name not in wanted]
+    return {
+        "id": record_id,
+        "properties": {name: stored.get(name) for name in wanted},
+        "createdAt": format_timestamp(contact.created_at),
+        "updatedAt": format_timestamp(contact.modified_at),
+        "archived": False,
+    }
+
+
+def _salesforce_view(
+    record_id: str, contact: _Contact, version: str, fields: Sequence[str] | None, customer_id_field: str
+) -> dict[str, Any]:
+    values = contact.values
+    lines = [line for line in (values.get(ContactField.LINE1), values.get(ContactField.LINE2)) if line is not None]
+    document: dict[str, Any] = {
+        "attributes": {"type": "Contact", "url": f"/services/data/v{version}/sobjects/Contact/{record_id}"},
+        "Id": record_id,
+        "IsDeleted": False,
+        "MailingStreet": "\n".join(lines) if lines else None,
+        "MailingCity": values.get(ContactField.CITY),
+        "MailingState": values.get(ContactField.STATE),
+        "MailingPostalCode": values.get(ContactField.POSTAL_CODE),
+        "MailingCountry": values.get(ContactField.COUNTRY),
+        "Phone": values.get(ContactField.PHONE),
+        "MobilePhone": values.get(ContactField.MOBILE_PHONE),
+        "Email": values.get(ContactField.EMAIL),
+        "CreatedDate": _salesforce_time(contact.created_at),
+        "LastModifiedDate": _salesforce_time(contact.modified_at),
+        "SystemModstamp": _salesforce_time(contact.modified_at),
+        customer_id_field: values.get(ContactField.CUSTOMER_ID),
+    }
+    if fields is None:
+        return document
+    return {"attributes": document["attributes"], **{name: document.get(name) for name in fields}}
+
+
+def _pipedrive_view(record_id: str, contact: _Contact, customer_id_key: str) -> dict[str, Any]:
+    values = contact.values
+    email = values.get(ContactField.EMAIL)
+    phones = [
+        {"value": value, "primary": primary, "label": label}
+        for value, label, primary in (
+            (values.get(ContactField.PHONE), "work", True),
+            (values.get(ContactField.MOBILE_PHONE), "mobile", values.get(ContactField.PHONE) is None),
+        )
+        if value is not None
+    ]
+    address_parts = {
+        "street_number": None,
+        "route": values.get(ContactField.LINE1),
+        "subpremise": values.get(ContactField.LINE2),
+        "locality": values.get(ContactField.CITY),
+        "admin_area_level_1": values.get(ContactField.STATE),
+        "postal_code": values.get(ContactField.POSTAL_CODE),
+        "country": values.get(ContactField.COUNTRY),
+    }
+    formatted = ", ".join(str(part) for part in address_parts.values() if part is not None)
+    postal_address = (
+        {"value": formatted, **address_parts, "formatted_address": formatted}
+        if any(part is not None for part in address_parts.values())
+        else None
+    )
+    return {
+        "success": True,
+        "data": {
+            "id": int(record_id) if record_id.isdigit() else record_id,
+            "name": f"Person {record_id}",
+            "first_name": None,
+            "last_name": None,
+            "owner_id": 1,
+            "org_id": None,
+            "add_time": _rfc3339_seconds(contact.created_at),
+            "update_time": _rfc3339_seconds(contact.modified_at),
+            "emails": [{"value": email, "primary": True, "label": "work"}] if email is not None else [],
+            "phones": phones,
+            "postal_address": postal_address,
+            "is_deleted": False,
+            "visible_to": 3,
+            "label_ids": [],
+            "picture_id": None,
+            "custom_fields": {customer_id_key: values.get(ContactField.CUSTOMER_ID)},
+        },
+    }
+
+
+def _attio_value(attribute_type: str, since: datetime, **properties: Any) -> dict[str, Any]:
+    return {
+        "active_from": _attio_time(since),
+        "active_until": None,
+        "created_by_actor": {"type": "system", "id": None},
+        "attribute_type": attribute_type,
+        **properties,
+    }
+
+
+def _attio_view(record_id: str, contact: _Contact, customer_id_slug: str) -> dict[str, Any]:
+    values, since = contact.values, contact.modified_at
+    email = values.get(ContactField.EMAIL)
+    emails = []
+    if email is not None:
+        local, _, domain = email.partition("@")
+        emails.append(
+            _attio_value(
+                "email-address",
+                since,
+                original_email_address=email,
+                email_address=email.lower(),
+                email_domain=domain.lower(),
+                email_root_domain=".".join(domain.lower().split(".")[-2:]),
+                email_local_specifier=local.lower(),
+            )
+        )
+    phones = [
+        _attio_value("phone-number", since, original_phone_number=number, country_code=None, phone_number=number)
+        for number in (values.get(ContactField.PHONE), values.get(ContactField.MOBILE_PHONE))
+        if number is not None
+    ]
+    location_fields = {
+        "line_1": values.get(ContactField.LINE1),
+        "line_2": values.get(ContactField.LINE2),
+        "line_3": None,
+        "line_4": None,
+        "locality": values.get(ContactField.CITY),
+        "region": values.get(ContactField.STATE),
+        "postcode": values.get(ContactField.POSTAL_CODE),
+        "country_code": values.get(ContactField.COUNTRY),
+        "latitude": None,
+        "longitude": None,
+    }
+    locations = (
+        [_attio_value("location", since, **location_fields)]
+        if any(value is not None for value in location_fields.values())
+        else []
+    )
+    customer_id = values.get(ContactField.CUSTOMER_ID)
+    return {
+        "data": {
+            "id": {"workspace_id": _ATTIO_WORKSPACE_ID, "object_id": _ATTIO_PEOPLE_OBJECT_ID, "record_id": record_id},
+            "created_at": _attio_time(contact.created_at),
+            "web_url": f"https://app.attio.com/{_ATTIO_WORKSPACE_SLUG}/person/{record_id}",
+            "values": {
+                "email_addresses": emails,
+                "phone_numbers": phones,
+                "primary_location": locations,
+                customer_id_slug: [_attio_value("text", since, value=customer_id)] if customer_id is not None else [],
+            },
+        }
+    }
+
+
+# ---------------------------------------------------------------------------------------------- vendor errors
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    return Reply(status=int(status), body=json_bytes(payload), headers=headers)
+
+
+def _hubspot_error(status: int, message: str, category: str) -> Reply:
+    correlation_id = _new_id()
+    body = {"status": "error", "message": message, "correlationId": correlation_id, "category": category}
+    return Reply(
+        status=status,
+        body=json_bytes(body),
+        correlation_id=correlation_id,
+        headers=(("X-HubSpot-Correlation-Id", correlation_id),),
+    )
+
+
+def _hubspot_rate_limited(headers: tuple[tuple[str, str], ...]) -> Reply:
+    correlation_id = _new_id()
+    body = {
+        "status": "error",
+        "message": "You have reached your ten_secondly_rolling limit.",
+        "errorType": "RATE_LIMIT",
+        "correlationId": correlation_id,
+        "policyName": "TEN_SECONDLY_ROLLING",
+        "requestId": _new_id(),
+    }
+    return Reply(
+        status=HTTPStatus.TOO_MANY_REQUESTS, body=json_bytes(body), correlation_id=correlation_id, headers=headers
+    )
+
+
+def _pipedrive_error(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    body = {"success": False, "error": message, "errorCode": status, "error_info": _PIPEDRIVE_ERROR_INFO}
+    return _reply(status, body, headers)
+
+
+_ATTIO_ERROR_TYPES: Final[Mapping[int, tuple[str, str]]] = {
+    HTTPStatus.UNAUTHORIZED: ("auth_error", "unauthorized"),
+    HTTPStatus.NOT_FOUND: ("invalid_request_error", "not_found"),
+    HTTPStatus.TOO_MANY_REQUESTS: ("rate_limit_error", "rate_limit_exceeded"),
+}
+
+
+def _attio_error(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    error_type, code = _ATTIO_ERROR_TYPES.get(status, ("internal_server_error", "internal_error"))
+    return _reply(status, {"status_code": status, "type": error_type, "code": code, "message": message}, headers)
+
+
+_SALESFORCE_ERROR_CODES: Final[Mapping[int, str]] = {
+    HTTPStatus.UNAUTHORIZED: "INVALID_SESSION_ID",
+    HTTPStatus.NOT_FOUND: "NOT_FOUND",
+    HTTPStatus.FORBIDDEN: "REQUEST_LIMIT_EXCEEDED",
+}
+
+
+def _salesforce_error(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    code = _SALESFORCE_ERROR_CODES.get(status, "UNKNOWN_EXCEPTION")
+    return _reply(status, [{"message": message, "errorCode": code}], headers)
+
+
+def _vendor_error(crm: Crm | None, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    """An error in ``crm``'s format (a plain ``{"error"}`` for an unknown path)."""
+    match crm:
+        case Crm.HUBSPOT if status == HTTPStatus.TOO_MANY_REQUESTS:
+            return _hubspot_rate_limited(headers)
+        case Crm.HUBSPOT:
+            reply = _hubspot_error(status, message, "INVALID_AUTHENTICATION" if status == 401 else "OBJECT_NOT_FOUND")
+            return Reply(reply.status, reply.body, reply.correlation_id, headers=reply.headers + headers)
+        case Crm.PIPEDRIVE:
+            return _pipedrive_error(status, message, headers)
+        case Crm.ATTIO:
+            return _attio_error(status, message, headers)
+        case Crm.SALESFORCE:
+            return _salesforce_error(status, message, headers)
+        case None:
+            return _reply(status, {"error": message}, headers)
+
+
+# ---------------------------------------------------------------------------------------------- the stand-in
+
+
+class CrmStandIn(LoopbackStandIn[RecordedRequest]):
+    """In-memory record-read APIs of HubSpot, Pipedrive, Attio and Salesforce on loopback.
+
+    Use as a context manager (or ``start()`` / ``stop()``); all methods are thread-safe.
+
+    Args:
+        port: TCP port on 127.0.0.1; 0 picks a free one (read it back from ``base_url``).
+        tokens: the token each CRM accepts until rotated (missing CRMs keep ``DEFAULT_TOKENS``).
+        salesforce_client_id, salesforce_client_secret: the connected app's client credentials.
+        pipedrive_customer_id_key: the 40-hex key of the Pipedrive custom field holding the customer id.
+        hubspot_customer_id_property, salesforce_customer_id_field, attio_customer_id_slug: where the
+            other CRMs hold it.
+
+    Raises:
+        ValueError: port out of range, an unknown CRM, an empty token, a malformed Pipedrive key.
+    """
+
+    name = "crm-standin"
+    server_version = "CrmStandIn/1.0"
+
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        tokens: Mapping[str, str] | None = None,
+        salesforce_client_id: str = SALESFORCE_CLIENT_ID,
+        salesforce_client_secret: str = SALESFORCE_CLIENT_SECRET,
+        pipedrive_customer_id_key: str = DEFAULT_PIPEDRIVE_CUSTOMER_ID_KEY,
+        hubspot_customer_id_property: str = _HUBSPOT_CUSTOMER_ID,
+        salesforce_customer_id_field: str = _SALESFORCE_CUSTOMER_ID,
+        attio_customer_id_slug: str = _ATTIO_CUSTOMER_ID,
+    ) -> None:
+        super().__init__(port)
+        initial = dict(DEFAULT_TOKENS)
+        for crm, token in (tokens or {}).items():
+            if not token:
+                raise ValueError("tokens must not be empty")
+            initial[_require_crm(crm)] = token
+        if not re.fullmatch(r"[0-9a-f]{40}", pipedrive_customer_id_key):
+            raise ValueError("pipedrive_customer_id_key must be 40 lower-case hex digits")
+        self._initial_tokens: Mapping[Crm, str] = MappingProxyType(initial)
+        self._tokens: dict[Crm, str] = dict(initial)
+        self._client_id = salesforce_client_id
+        self._client_secret = salesforce_client_secret
+        self._pipedrive_key = pipedrive_customer_id_key
+        self._hubspot_property = hubspot_customer_id_property
+        self._salesforce_field = salesforce_customer_id_field
+        self._attio_slug = attio_customer_id_slug
+        self._stored: dict[Crm, dict[str, _Stored]] = {crm: {} for crm in Crm}
+
+    # -- records --------------------------------------------------------------------------------
+
+    def put_record(
+        self,
+        crm: str,
+        record_id: str,
+        values: Mapping[str, str | None],
+        *,
+        modified_at_ms: int,
+        created_at_ms: int | None = None,
+    ) -> None:
+        """Store (or replace) ``crm``'s record ``record_id`` from contact fields, last modified at ``modified_at_ms``.
+
+        ``values`` keys are ``ContactField`` values (``email``, ``line1``, ``customer_id``...); a field
+        left out reads as unset. ``created_at_ms`` defaults to ``modified_at_ms``.
+
+        Raises:
+            ValueError: an unknown CRM or field, a line 2 for HubSpot (no standard property), an empty id.
+        """
+        target = _require_crm(crm)
+        if not record_id:
+            raise ValueError("record_id must not be empty")
+        try:
+            fields = {ContactField(name): value for name, value in values.items()}
+        except ValueError:
+            raise ValueError(f"values keys must be among {', '.join(ContactField)}") from None
+        if target is Crm.HUBSPOT and fields.get(ContactField.LINE2) is not None:
+            raise ValueError("HubSpot contacts have no standard address line 2 property")
+        modified_at = _from_ms(modified_at_ms)
+        created_at = _from_ms(created_at_ms) if created_at_ms is not None else modified_at
+        with self._lock:
+            self._stored[target][record_id] = _Contact(MappingProxyType(fields), created_at, modified_at)
+
+    def put_raw(self, crm: str, record_id: str, document: Any) -> None:
+        """Answer reads of ``crm``'s record ``record_id`` with exactly ``document`` (the whole 200 body).
+
+        Raises:
+            ValueError: an unknown CRM or an empty id.
+        """
+        target = _require_crm(crm)
+        if not record_id:
+            raise ValueError("record_id must not be empty")
+        with self._lock:
+            self._stored[target][record_id] = _Raw(copy.deepcopy(document))
+
+    def delete_record(self, crm: str, record_id: str) -> None:
+        """Forget a record: reads answer 404 again (nothing happens if there was none).
+
+        Raises:
+            ValueError: an unknown CRM.
+        """
+        target = _require_crm(crm)
+        with self._lock:
+            self._stored[target].pop(record_id, None)
+
+    def records_read(self, crm: str) -> list[RecordedRequest]:
+        """The record reads of ``crm`` answered 200, oldest first.
+
+        Raises:
+            ValueError: an unknown CRM.
+        """
+        target = _require_crm(crm)
+        return [
+            record
+            for record in self.requests
+            if record.crm is target and record.record_id is not None and record.status == HTTPStatus.OK
+        ]
+
+    # -- faults ---------------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        n: int,
+        status: int,
+        retry_after: int | str | None = None,
+        body: str | Mapping[str, Any] | None = None,
+        *,
+        crm: str | None = None,
+    ) -> None:
+        """Answer the next ``n`` API requests (only ``crm``'s, when given) with ``status``.
+
+        The body is that CRM's error format unless ``body`` is given (a string is sent as
+        ``text/html``, a mapping as JSON); ``retry_after`` becomes a ``Retry-After`` header. Replaces
+        any pending failure instruction.
+
+        Raises:
+            ValueError: ``n`` < 0, ``status`` outside 400..599, an unknown CRM.
+        """
+        key = str(_require_crm(crm)) if crm is not None else None
+        self._set_fail(n, status, retry_after, body, key)
+
+    def rotate_token(self, crm: str, new_token: str) -> None:
+        """``crm`` accepts only ``new_token`` from now on (Salesforce's token endpoint issues it); the old one gets 401.
+
+        Raises:
+            ValueError: an unknown CRM or an empty token.
+        """
+        target = _require_crm(crm)
+        if not isinstance(new_token, str) or not new_token:
+            raise ValueError("new_token must be a non-empty string")
+        with self._lock:
+            self._tokens[target] = new_token
+        _logger.info("crm stand-in token rotated crm=%s", target)
+
+    # -- what the shared server asks -------------------------------------------------------------
+
+    def _reset_tokens(self) -> None:
+        self._tokens = dict(self._initial_tokens)
+
+    def _fault_key(self, path: str) -> str | None:
+        crm = _crm_of(path)
+        return str(crm) if crm is not None else None
+
+    def _fault_reply(self, plan: FaultPlan, path: str) -> Reply:
+        headers = (("Retry-After", plan.fail_retry_after),) if plan.fail_retry_after is not None else ()
+        if isinstance(plan.fail_body, str):
+            return Reply(plan.fail_status, plan.fail_body.encode(), content_type=_HTML_MEDIA_TYPE, headers=headers)
+        if plan.fail_body is not None:
+            return _reply(plan.fail_status, plan.fail_body, headers)
+        return _vendor_error(_crm_of(path), plan.fail_status, f"Injected failure {plan.fail_status}", headers)
+
+    def _body_error_reply(self, error: BodyError) -> Reply:
+        return _reply(error.status, {"error": error.detail})
+
+    def _make_record(self, exchange: Exchange) -> RecordedRequest:
+        path, _, query = exchange.target.partition("?")
+        route = _route(path)
+        return RecordedRequest(
+            method=exchange.method,
+            path=path,
+            query=MappingProxyType(dict(parse_qsl(query))),
+            headers=MappingProxyType(dict(exchange.headers)),
+            status=exchange.status,
+            received_at=exchange.received_at,
+            connection_id=exchange.connection_id,
+            fault=exchange.fault,
+            crm=_crm_of(path),
+            record_id=route[1] if route else None,
+        )
+
+    def _answer(self, request: ApiRequest) -> Reply:
+        if request.path == _SALESFORCE_TOKEN_PATH:
+            return self._salesforce_token(request)
+        route = _route(request.path)
+        if route is None:
+            return _vendor_error(None, HTTPStatus.NOT_FOUND, "Unknown path")
+        crm, record_id = route
+        if request.method != "GET":
+            return _vendor_error(crm, HTTPStatus.METHOD_NOT_ALLOWED, "Method not allowed")
+        query = dict(parse_qsl(request.query))
+        if not self._is_authorized(crm, request.headers, query):
+            return _vendor_error(crm, HTTPStatus.UNAUTHORIZED, _UNAUTHORIZED_MESSAGES[crm])
+        with self._lock:
+            stored = self._stored[crm].get(record_id)
+        if stored is None:
+            return _vendor_error(crm, HTTPStatus.NOT_FOUND, _not_found_message(crm, record_id))
+        if isinstance(stored, _Raw):
+            return _reply(HTTPStatus.OK, stored.document)
+        return _reply(HTTPStatus.OK, self._view(crm, request.path, record_id, stored, query))
+
+    def _answer_control(self, method: str, path: str, raw_body: bytes) -> Reply:
+        try:
+            return self._control(method, path, raw_body)
+        except (TypeError, ValueError) as error:
+            return _reply(HTTPStatus.BAD_REQUEST, {"error": str(error)})
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _view(self, crm: Crm, path: str, record_id: str, contact: _Contact, query: Mapping[str, str]) -> Any:
+        match crm:
+            case Crm.HUBSPOT:
+                return _hubspot_view(record_id, contact, _csv(query.get("properties")), self._hubspot_property)
+            case Crm.PIPEDRIVE:
+                return _pipedrive_view(record_id, contact, self._pipedrive_key)
+            case Crm.ATTIO:
+                return _attio_view(record_id, contact, self._attio_slug)
+            case Crm.SALESFORCE:
+                route = _SALESFORCE_PATH.match(path)
+                version = route["version"] if route else "0.0"
+                return _salesforce_view(record_id, contact, version, _csv(query.get("fields")), self._salesforce_field)
+
+    def _is_authorized(self, crm: Crm, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
+        if crm is Crm.PIPEDRIVE:
+            presented = headers.get("x-api-token") or query.get("api_token") or ""
+        else:
+            scheme, _, presented = headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer":
+                return False
+        with self._lock:
+            token = self._tokens[crm]
+        return bool(presented.strip()) and hmac.compare_digest(presented.strip().encode(), token.encode())
+
+    def _salesforce_token(self, request: ApiRequest) -> Reply:
+        """``POST /services/oauth2/token`` with the client-credentials grant."""
+        if request.method != "POST":
+            return _reply(
+                HTTPStatus.METHOD_NOT_ALLOWED, {"error": "invalid_request", "error_description": "must use HTTP POST"}
+            )
+        if request.headers.get("content-type", "").split(";", 1)[0].strip().lower() != _FORM_MEDIA_TYPE:
+            return _oauth_error("invalid_request", "must be application/x-www-form-urlencoded")
+        form = dict(parse_qsl(request.raw_body.decode("utf-8", errors="replace")))
+        if form.get("grant_type") != "client_credentials":
+            return _oauth_error("unsupported_grant_type", "grant type not supported")
+        client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
+        valid_id = hmac.compare_digest(client_id.encode(), self._client_id.encode())
+        valid_secret = hmac.compare_digest(client_secret.encode(), self._client_secret.encode())
+        if not (valid_id and valid_secret):
+            return _oauth_error("invalid_client", "invalid client credentials")
+        with self._lock:
+            token = self._tokens[Crm.SALESFORCE]
+        instance_url = self.base_url
+        identity = f"{instance_url}/id/{_SALESFORCE_ORG_ID}/{_SALESFORCE_USER_ID}"
+        issued_at = str(int(datetime.now(UTC).timestamp() * 1000))
+        digest = hmac.new(self._client_secret.encode(), f"{identity}{issued_at}".encode(), hashlib.sha256).digest()
+        return _reply(
+            HTTPStatus.OK,
+            {
+                "access_token": token,
+                "signature": base64.b64encode(digest).decode(),
+                "scope": "api",
+                "instance_url": instance_url,
+                "id": identity,
+                "token_type": "Bearer",
+                "issued_at": issued_at,
+            },
+        )
+
+    def _control(self, method: str, path: str, raw_body: bytes) -> Reply:
+        """Raises: TypeError, ValueError: a malformed control body."""
+        routes: dict[tuple[str, str], Callable[[], Reply]] = {
+            ("GET", "/_standin/requests"): lambda: _reply(
+                HTTPStatus.OK, [record.to_json() for record in self.requests]
+            ),
+            ("DELETE", "/_standin/requests"): self._control_clear_requests,
+            ("GET", "/_standin/connections"): lambda: _reply(HTTPStatus.OK, {"count": self.connection_count}),
+            ("GET", "/_standin/faults"): lambda: _reply(HTTPStatus.OK, self.pending_faults),
+            ("POST", "/_standin/faults"): lambda: self._control_set_faults(control_body(raw_body)),
+            ("POST", "/_standin/records"): lambda: self._control_put_record(control_body(raw_body)),
+        }
+        handler = routes.get((method, path))
+        if handler is not None:
+            return handler()
+        record_route = _CONTROL_RECORD_PATH.match(path)
+        if method == "DELETE" and record_route is not None:
+            self.delete_record(record_route["crm"], record_route["id"])
+            return _reply(HTTPStatus.OK, {"deleted": True})
+        return _reply(HTTPStatus.NOT_FOUND, {"error": "Unknown control endpoint"})
+
+    def _control_clear_requests(self) -> Reply:
+        self.clear_requests()
+        return _reply(HTTPStatus.OK, {"cleared": True})
+
+    def _control_set_faults(self, spec: Mapping[str, Any]) -> Reply:
+        """Raises: ValueError, TypeError: unknown key or malformed value (nothing applied then)."""
+        actions = fault_control_actions(self, spec, fail=self.fail_next, rotate_token=self._rotate_token_action)
+        for action in actions:
+            action()
+        return _reply(HTTPStatus.OK, self.pending_faults)
+
+    def _rotate_token_action(self, spec: Any) -> Callable[[], None]:
+        """Raises: ValueError: ``spec`` is not ``{"crm", "token"}`` with a known CRM and a token."""
+        if not isinstance(spec, dict) or set(spec) != {"crm", "token"}:
+            raise ValueError('rotateToken must be {"crm": str, "token": str}')
+        crm, token = _require_crm(spec["crm"]), spec["token"]
+        if not isinstance(token, str) or not token:
+            raise ValueError("rotateToken.token must be a non-empty string")
+        return lambda: self.rotate_token(crm, token)
+
+    def _control_put_record(self, spec: Mapping[str, Any]) -> Reply:
+        """``{"crm", "id", "values", "modifiedAtMs", "createdAtMs"?}`` or ``{"crm", "id", "raw"}``.
+
+        Raises:
+            ValueError, TypeError: any other shape.
+        """
+        crm, record_id = spec.get("crm"), spec.get("id")
+        if not isinstance(crm, str) or not isinstance(record_id, str):
+            raise TypeError("crm and id must be strings")
+        if set(spec) == {"crm", "id", "raw"}:
+            self.put_raw(crm, record_id, spec["raw"])
+            return _reply(HTTPStatus.CREATED, {"crm": crm, "id": record_id})
+        if (
+            not {"crm", "id", "values", "modifiedAtMs"}
+            <= set(spec)
+            <= {"crm", "id", "values", "modifiedAtMs", "createdAtMs"}
+        ):
+            raise ValueError(
+                'records must be {"crm", "id", "values", "modifiedAtMs", "createdAtMs"?} or {"crm", "id", "raw"}'
+            )
+        values, modified, created = spec["values"], spec["modifiedAtMs"], spec.get("createdAtMs")
+        if not isinstance(values, dict) or not all(
+            value is None or isinstance(value, str) for value in values.values()
+        ):
+            raise TypeError("values must be an object of strings or nulls")
+        if not _is_int(modified) or (created is not None and not _is_int(created)):
+            raise TypeError("modifiedAtMs and createdAtMs must be integers")
+        self.put_record(crm, record_id, values, modified_at_ms=modified, created_at_ms=created)
+        return _reply(HTTPStatus.CREATED, {"crm": crm, "id": record_id})
+
+
+_UNAUTHORIZED_MESSAGES: Final[Mapping[Crm, str]] = {
+    Crm.HUBSPOT: "Authentication credentials not found. This API supports OAuth 2.0 authentication.",
+    Crm.PIPEDRIVE: "unauthorized access",
+    Crm.ATTIO: "Authentication failed: the access token is invalid or revoked.",
+    Crm.SALESFORCE: "Session expired or invalid",
+}
+
+
+def _not_found_message(crm: Crm, record_id: str) -> str:
+    match crm:
+        case Crm.HUBSPOT:
+            return f"Object not found.  objectId are usually numeric. ({record_id})"
+        case Crm.PIPEDRIVE:
+            return "Person not found"
+        case Crm.ATTIO:
+            return f'Record with ID "{record_id}" not found.'
+        case Crm.SALESFORCE:
+            return "The requested resource does not exist"
+
+
+def _oauth_error(error: str, description: str) -> Reply:
+    return _reply(HTTPStatus.BAD_REQUEST, {"error": error, "error_description": description})
+
+
+def _csv(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# ---------------------------------------------------------------------------------------------- standalone
+
+
+_DESCRIPTION: Final = "CRM record-read stand-in (HubSpot, Pipedrive, Attio, Salesforce) on 127.0.0.1."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the stand-in on 127.0.0.1 until Ctrl-C or SIGTERM; the tokens are ``DEFAULT_TOKENS``.
+
+    Returns:
+        The process exit code (0).
+    """
+    parser = argparse.ArgumentParser(prog="python -m devstack.crm_standin", description=_DESCRIPTION)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    serve_until_signal(CrmStandIn(port=args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
