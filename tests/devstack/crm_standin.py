@@ -40,7 +40,13 @@ Shapes, and the vendor page each follows (looked up 2026-11-26; *unconfirmed* ma
   (``?fields=`` optional), Bearer: the record with ``attributes`` (REST API Developer Guide, "sObject
   Rows"); errors ``[{"message", "errorCode"}]`` (``NOT_FOUND``, ``INVALID_SESSION_ID``; REST API
   "Status Codes and Error Responses").
-* Keap and Zoho CRM: not served.
+* Zoho CRM, ``GET /crm/v8/Contacts/{id}`` (any ``v{N}``; ``?fields=`` optional), ``Authorization:
+  Zoho-oauthtoken``: ``{"data": [{"id", "Email", "Phone", "Mobile", "Mailing_Street", ...,
+  "Created_Time", "Modified_Time"}]}`` (zoho.com/crm/help/api-diff/getrecordbyID: the record by id,
+  the header). Errors ``{"code", "details", "message", "status": "error"}`` with ``INVALID_TOKEN`` /
+  ``invalid oauth token`` (Zoho's SDK exception codes; the message as Zoho answers it in logs
+  published on pastebin). An unknown id answers ``204 No Content``, as users report: unconfirmed.
+* Keap: not served (its v2 contact shape could not be confirmed from the docs at hand).
 
 ``put_record`` takes the adapter's contact fields (``webhook_adapter.model.ContactField`` values) and
 stores them under each CRM's own names (``CRM_FIELD_NAMES``); ``put_raw`` stores an exact 200 body.
@@ -109,6 +115,7 @@ class Crm(StrEnum):
     PIPEDRIVE = "pipedrive"
     ATTIO = "attio"
     SALESFORCE = "salesforce"
+    ZOHO = "zoho"
 
 
 DEFAULT_PORT: Final = 8082
@@ -120,6 +127,7 @@ DEFAULT_TOKENS: Final[Mapping[Crm, str]] = MappingProxyType(
         Crm.PIPEDRIVE: "0123456789abcdef0123456789abcdef01234567",
         Crm.ATTIO: "local-attio-token",
         Crm.SALESFORCE: "00DLOCAL!local-salesforce-access-token",
+        Crm.ZOHO: "1000.local-zoho-oauth-token",
     }
 )
 """The token each CRM accepts until rotated (Salesforce's is the one its token endpoint issues)."""
@@ -133,6 +141,7 @@ DEFAULT_PIPEDRIVE_CUSTOMER_ID_KEY: Final = "5b1c7d9e2f4a6c8e0b1d3f5a7c9e1b3d5f7a
 _HUBSPOT_CUSTOMER_ID: Final = "sphere_customer_id"
 _SALESFORCE_CUSTOMER_ID: Final = "Sphere_Customer_Id__c"
 _ATTIO_CUSTOMER_ID: Final = "sphere_customer_id"
+_ZOHO_CUSTOMER_ID: Final = "Sphere_Customer_Id"
 
 CRM_FIELD_NAMES: Final[Mapping[Crm, Mapping[ContactField, str]]] = MappingProxyType(
     {
@@ -191,9 +200,22 @@ CRM_FIELD_NAMES: Final[Mapping[Crm, Mapping[ContactField, str]]] = MappingProxyT
                 ContactField.CUSTOMER_ID: _ATTIO_CUSTOMER_ID,
             }
         ),
+        Crm.ZOHO: MappingProxyType(
+            {
+                ContactField.EMAIL: "Email",
+                ContactField.PHONE: "Phone",
+                ContactField.MOBILE_PHONE: "Mobile",
+                ContactField.LINE1: "Mailing_Street",
+                ContactField.CITY: "Mailing_City",
+                ContactField.STATE: "Mailing_State",
+                ContactField.POSTAL_CODE: "Mailing_Zip",
+                ContactField.COUNTRY: "Mailing_Country",
+                ContactField.CUSTOMER_ID: _ZOHO_CUSTOMER_ID,
+            }
+        ),
     }
 )
-"""Where each CRM keeps each contact field (documentation; HubSpot has no standard address line 2).
+"""Where each CRM keeps each contact field (documentation; HubSpot and Zoho have no standard address line 2).
 
 Salesforce's ``MailingStreet`` holds line 1, then line 2 on a new line. Pipedrive's line 1 goes in
 ``route`` whole (``street_number`` stays ``null``). Attio's phone numbers are one multi-value
@@ -221,11 +243,13 @@ _PIPEDRIVE_PATH: Final = re.compile(r"^/api/v2/persons/(?P<id>[^/]+)$")
 _ATTIO_PATH: Final = re.compile(r"^/v2/objects/people/records/(?P<id>[^/]+)$")
 _SALESFORCE_PATH: Final = re.compile(r"^/services/data/v(?P<version>\d+\.\d)/sobjects/Contact/(?P<id>[^/]+)$")
 _SALESFORCE_TOKEN_PATH: Final = "/services/oauth2/token"
+_ZOHO_PATH: Final = re.compile(r"^/crm/v\d+/Contacts/(?P<id>[^/]+)$")
 _ROUTES: Final = (
     (Crm.HUBSPOT, _HUBSPOT_PATH),
     (Crm.PIPEDRIVE, _PIPEDRIVE_PATH),
     (Crm.ATTIO, _ATTIO_PATH),
     (Crm.SALESFORCE, _SALESFORCE_PATH),
+    (Crm.ZOHO, _ZOHO_PATH),
 )
 _CONTROL_RECORD_PATH: Final = re.compile(r"^/_standin/records/(?P<crm>[a-z]+)/(?P<id>[^/]+)$")
 _FORM_MEDIA_TYPE: Final = "application/x-www-form-urlencoded"
@@ -510,6 +534,23 @@ def _attio_view(record_id: str, contact: _Contact, customer_id_slug: str) -> dic
     }
 
 
+def _zoho_time(moment: datetime) -> str:
+    """Zoho: ISO 8601 with an offset and no fraction, ``2026-11-26T04:54:30+00:00``."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _zoho_view(
+    record_id: str, contact: _Contact, fields: Sequence[str] | None, customer_id_field: str
+) -> dict[str, Any]:
+    names = {**CRM_FIELD_NAMES[Crm.ZOHO], ContactField.CUSTOMER_ID: customer_id_field}
+    record: dict[str, Any] = {"id": record_id}
+    record |= {name: contact.values.get(field) for field, name in names.items()}
+    record |= {"Created_Time": _zoho_time(contact.created_at), "Modified_Time": _zoho_time(contact.modified_at)}
+    if fields is not None:
+        record = {"id": record_id, **{name: record.get(name) for name in fields}}
+    return {"data": [record]}
+
+
 # ---------------------------------------------------------------------------------------------- vendor errors
 
 
@@ -519,6 +560,13 @@ def _new_id() -> str:
 
 def _reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
     return Reply(status=int(status), body=json_bytes(payload), headers=headers)
+
+
+_HUBSPOT_CATEGORIES: Final[Mapping[int, str]] = {
+    HTTPStatus.UNAUTHORIZED: "INVALID_AUTHENTICATION",
+    HTTPStatus.NOT_FOUND: "OBJECT_NOT_FOUND",
+}
+"""``category`` by status (``INTERNAL_ERROR`` for the others, unconfirmed)."""
 
 
 def _hubspot_error(status: int, message: str, category: str) -> Reply:
@@ -576,13 +624,24 @@ def _salesforce_error(status: int, message: str, headers: tuple[tuple[str, str],
     return _reply(status, [{"message": message, "errorCode": code}], headers)
 
 
+_ZOHO_ERROR_CODES: Final[Mapping[int, str]] = {
+    HTTPStatus.UNAUTHORIZED: "INVALID_TOKEN",
+    HTTPStatus.TOO_MANY_REQUESTS: "TOO_MANY_REQUESTS",
+}
+
+
+def _zoho_error(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    code = _ZOHO_ERROR_CODES.get(status, "INTERNAL_ERROR")
+    return _reply(status, {"code": code, "details": {}, "message": message, "status": "error"}, headers)
+
+
 def _vendor_error(crm: Crm | None, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
     """An error in ``crm``'s format (a plain ``{"error"}`` for an unknown path)."""
     match crm:
         case Crm.HUBSPOT if status == HTTPStatus.TOO_MANY_REQUESTS:
             return _hubspot_rate_limited(headers)
         case Crm.HUBSPOT:
-            reply = _hubspot_error(status, message, "INVALID_AUTHENTICATION" if status == 401 else "OBJECT_NOT_FOUND")
+            reply = _hubspot_error(status, message, _HUBSPOT_CATEGORIES.get(status, "INTERNAL_ERROR"))
             return Reply(reply.status, reply.body, reply.correlation_id, headers=reply.headers + headers)
         case Crm.PIPEDRIVE:
             return _pipedrive_error(status, message, headers)
@@ -590,6 +649,8 @@ def _vendor_error(crm: Crm | None, status: int, message: str, headers: tuple[tup
             return _attio_error(status, message, headers)
         case Crm.SALESFORCE:
             return _salesforce_error(status, message, headers)
+        case Crm.ZOHO:
+            return _zoho_error(status, message, headers)
         case None:
             return _reply(status, {"error": message}, headers)
 
@@ -598,7 +659,7 @@ def _vendor_error(crm: Crm | None, status: int, message: str, headers: tuple[tup
 
 
 class CrmStandIn(LoopbackStandIn[RecordedRequest]):
-    """In-memory record-read APIs of HubSpot, Pipedrive, Attio and Salesforce on loopback.
+    """In-memory record-read APIs of HubSpot, Pipedrive, Attio, Salesforce and Zoho CRM on loopback.
 
     Use as a context manager (or ``start()`` / ``stop()``); all methods are thread-safe.
 
@@ -607,8 +668,8 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
         tokens: the token each CRM accepts until rotated (missing CRMs keep ``DEFAULT_TOKENS``).
         salesforce_client_id, salesforce_client_secret: the connected app's client credentials.
         pipedrive_customer_id_key: the 40-hex key of the Pipedrive custom field holding the customer id.
-        hubspot_customer_id_property, salesforce_customer_id_field, attio_customer_id_slug: where the
-            other CRMs hold it.
+        hubspot_customer_id_property, salesforce_customer_id_field, attio_customer_id_slug,
+            zoho_customer_id_field: where the other CRMs hold it.
 
     Raises:
         ValueError: port out of range, an unknown CRM, an empty token, a malformed Pipedrive key.
@@ -628,6 +689,7 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
         hubspot_customer_id_property: str = _HUBSPOT_CUSTOMER_ID,
         salesforce_customer_id_field: str = _SALESFORCE_CUSTOMER_ID,
         attio_customer_id_slug: str = _ATTIO_CUSTOMER_ID,
+        zoho_customer_id_field: str = _ZOHO_CUSTOMER_ID,
     ) -> None:
         super().__init__(port)
         initial = dict(DEFAULT_TOKENS)
@@ -645,6 +707,7 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
         self._hubspot_property = hubspot_customer_id_property
         self._salesforce_field = salesforce_customer_id_field
         self._attio_slug = attio_customer_id_slug
+        self._zoho_field = zoho_customer_id_field
         self._stored: dict[Crm, dict[str, _Stored]] = {crm: {} for crm in Crm}
 
     # -- records --------------------------------------------------------------------------------
@@ -664,7 +727,7 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
         left out reads as unset. ``created_at_ms`` defaults to ``modified_at_ms``.
 
         Raises:
-            ValueError: an unknown CRM or field, a line 2 for HubSpot (no standard property), an empty id.
+            ValueError: an unknown CRM or field, a line 2 for HubSpot or Zoho (no standard field), an empty id.
         """
         target = _require_crm(crm)
         if not record_id:
@@ -673,8 +736,8 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
             fields = {ContactField(name): value for name, value in values.items()}
         except ValueError:
             raise ValueError(f"values keys must be among {', '.join(ContactField)}") from None
-        if target is Crm.HUBSPOT and fields.get(ContactField.LINE2) is not None:
-            raise ValueError("HubSpot contacts have no standard address line 2 property")
+        if target in {Crm.HUBSPOT, Crm.ZOHO} and fields.get(ContactField.LINE2) is not None:
+            raise ValueError(f"{target} contacts have no standard address line 2 field")
         modified_at = _from_ms(modified_at_ms)
         created_at = _from_ms(created_at_ms) if created_at_ms is not None else modified_at
         with self._lock:
@@ -801,6 +864,8 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
             return _vendor_error(crm, HTTPStatus.UNAUTHORIZED, _UNAUTHORIZED_MESSAGES[crm])
         with self._lock:
             stored = self._stored[crm].get(record_id)
+        if stored is None and crm is Crm.ZOHO:
+            return Reply(HTTPStatus.NO_CONTENT, b"")
         if stored is None:
             return _vendor_error(crm, HTTPStatus.NOT_FOUND, _not_found_message(crm, record_id))
         if isinstance(stored, _Raw):
@@ -827,13 +892,15 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
                 route = _SALESFORCE_PATH.match(path)
                 version = route["version"] if route else "0.0"
                 return _salesforce_view(record_id, contact, version, _csv(query.get("fields")), self._salesforce_field)
+            case Crm.ZOHO:
+                return _zoho_view(record_id, contact, _csv(query.get("fields")), self._zoho_field)
 
     def _is_authorized(self, crm: Crm, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
         if crm is Crm.PIPEDRIVE:
             presented = headers.get("x-api-token") or query.get("api_token") or ""
         else:
             scheme, _, presented = headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer":
+            if scheme.lower() != ("zoho-oauthtoken" if crm is Crm.ZOHO else "bearer"):
                 return False
         with self._lock:
             token = self._tokens[crm]
@@ -951,6 +1018,7 @@ _UNAUTHORIZED_MESSAGES: Final[Mapping[Crm, str]] = {
     Crm.PIPEDRIVE: "unauthorized access",
     Crm.ATTIO: "Authentication failed: the access token is invalid or revoked.",
     Crm.SALESFORCE: "Session expired or invalid",
+    Crm.ZOHO: "invalid oauth token",
 }
 
 
@@ -962,7 +1030,7 @@ def _not_found_message(crm: Crm, record_id: str) -> str:
             return "Person not found"
         case Crm.ATTIO:
             return f'Record with ID "{record_id}" not found.'
-        case Crm.SALESFORCE:
+        case Crm.SALESFORCE | Crm.ZOHO:
             return "The requested resource does not exist"
 
 
@@ -983,7 +1051,7 @@ def _is_int(value: Any) -> bool:
 # ---------------------------------------------------------------------------------------------- standalone
 
 
-_DESCRIPTION: Final = "CRM record-read stand-in (HubSpot, Pipedrive, Attio, Salesforce) on 127.0.0.1."
+_DESCRIPTION: Final = "CRM record-read stand-in (HubSpot, Pipedrive, Attio, Salesforce, Zoho) on 127.0.0.1."
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,6 +34,7 @@ CREATED_AT_MS = 1_700_000_000_000
 """2023-11-14T22:13:20.000Z."""
 ATTIO_RECORD_ID = "bf071e1f-6035-429d-b874-d83ea64ea13b"
 SALESFORCE_RECORD_ID = "003Hs00004XYZabIAH"
+ZOHO_RECORD_ID = "1386586000002572002"
 FULL_CONTACT: dict[str, str | None] = {
     "customer_id": "customer_f31121c389624d3697cbf3ea8830b7a4",
     "email": "Ada@Example.com",
@@ -59,6 +60,8 @@ class Vendor:
     auth: Callable[[str], dict[str, str]]
     error_status: Callable[[Any], int]
     """The status a vendor error body states (asserting the body has exactly the vendor's keys)."""
+    not_found: int = 404
+    """What an unknown id answers."""
 
 
 def hubspot_error(body: Any) -> int:
@@ -91,8 +94,18 @@ def salesforce_error(body: Any) -> int:
     return {"INVALID_SESSION_ID": 401, "NOT_FOUND": 404}[body[0]["errorCode"]]
 
 
+def zoho_error(body: Any) -> int:
+    assert set(body) == {"code", "details", "message", "status"}
+    assert body["status"] == "error"
+    return {"INVALID_TOKEN": 401, "TOO_MANY_REQUESTS": 429}[body["code"]]
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def zoho_auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Zoho-oauthtoken {token}"}
 
 
 VENDORS = [
@@ -102,6 +115,7 @@ VENDORS = [
     Vendor(
         Crm.SALESFORCE, SALESFORCE_RECORD_ID, "/services/data/v62.0/sobjects/Contact/{id}", bearer, salesforce_error
     ),
+    Vendor(Crm.ZOHO, ZOHO_RECORD_ID, "/crm/v8/Contacts/{id}", zoho_auth, zoho_error, not_found=204),
 ]
 BY_CRM = {vendor.crm: vendor for vendor in VENDORS}
 
@@ -307,6 +321,42 @@ def test_salesforce_token_then_read_answers_the_record(client: httpx.Client, sta
     assert set(narrowed) == {"attributes", "Email", "LastModifiedDate"}
 
 
+def test_zoho_read_answers_the_record_in_a_data_list(client: httpx.Client, standin: CrmStandIn) -> None:
+    # Given a Zoho contact put from contact fields
+    put_full(standin, BY_CRM[Crm.ZOHO])
+
+    # When it is read whole, then narrowed to two fields
+    response = read(client, BY_CRM[Crm.ZOHO])
+    narrowed = client.get(
+        f"/crm/v8/Contacts/{ZOHO_RECORD_ID}",
+        params={"fields": "Email,Modified_Time"},
+        headers=zoho_auth(DEFAULT_TOKENS[Crm.ZOHO]),
+    ).json()
+
+    # Then the record comes alone in the data list, under Zoho's field names, and fields narrows it
+    assert response.status_code == 200
+    assert response.json() == {
+        "data": [
+            {
+                "id": ZOHO_RECORD_ID,
+                "Email": "Ada@Example.com",
+                "Phone": "+13125550142",
+                "Mobile": "+13125550143",
+                "Mailing_Street": "233 S Wacker Dr",
+                "Mailing_City": "Chicago",
+                "Mailing_State": "IL",
+                "Mailing_Zip": "60606",
+                "Mailing_Country": "US",
+                "Sphere_Customer_Id": FULL_CONTACT["customer_id"],
+                "Created_Time": "2023-11-14T22:13:20+00:00",
+                "Modified_Time": "2025-11-26T04:06:40+00:00",
+            }
+        ]
+    }
+    modified = "2025-11-26T04:06:40+00:00"
+    assert narrowed == {"data": [{"id": ZOHO_RECORD_ID, "Email": "Ada@Example.com", "Modified_Time": modified}]}
+
+
 @pytest.mark.parametrize(
     ("form", "error"),
     [
@@ -368,6 +418,7 @@ def test_customer_id_fields_are_configurable() -> None:
         ("keap", {"email": "a@example.com"}, "crm must be one of"),
         (Crm.ATTIO, {"firstname": "Ada"}, "values keys must be among"),
         (Crm.HUBSPOT, {"line2": "Suite 400"}, "no standard address line 2"),
+        (Crm.ZOHO, {"line2": "Suite 400"}, "no standard address line 2"),
     ],
 )
 def test_put_record_refuses_what_the_crm_cannot_hold(
@@ -404,9 +455,12 @@ def test_unknown_record_is_not_found_in_the_vendors_format(client: httpx.Client,
     # When one is read
     response = read(client, vendor)
 
-    # Then the vendor's 404 comes back
-    assert response.status_code == 404
-    assert vendor.error_status(response.json()) == 404
+    # Then the vendor's 404 comes back (Zoho answers 204 without a body)
+    assert response.status_code == vendor.not_found
+    if vendor.not_found == 204:
+        assert response.content == b""
+    else:
+        assert vendor.error_status(response.json()) == 404
 
 
 @pytest.mark.parametrize("vendor", VENDORS, ids=lambda vendor: vendor.crm)
@@ -426,7 +480,7 @@ def test_rotated_token_refuses_the_old_one_until_reset(
     assert vendor.error_status(old.json()) == 401
     assert new.status_code == 200
     other = BY_CRM[Crm.HUBSPOT if vendor.crm is not Crm.HUBSPOT else Crm.ATTIO]
-    assert read(client, other).status_code == 404
+    assert read(client, other).status_code == other.not_found
 
     # And a fault reset accepts the construction token again
     standin.reset_faults()
