@@ -50,6 +50,8 @@ Shapes, and the vendor page each follows (looked up 2026-11-26; *unconfirmed* ma
 
 ``put_record`` takes the adapter's contact fields (``webhook_adapter.model.ContactField`` values) and
 stores them under each CRM's own names (``CRM_FIELD_NAMES``); ``put_raw`` stores an exact 200 body.
+The bodies are built by ``devstack.crm_shapes`` (pure functions); this module routes, authenticates,
+stores and records.
 
 Run it standalone (loopback only) until Ctrl-C::
 
@@ -65,16 +67,39 @@ import hashlib
 import hmac
 import logging
 import re
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
+from devstack.crm_shapes import (
+    ATTIO_CUSTOMER_ID,
+    CRM_FIELD_NAMES,
+    HUBSPOT_CUSTOMER_ID,
+    SALESFORCE_CUSTOMER_ID,
+    SALESFORCE_PATH,
+    SALESFORCE_TOKEN_PATH,
+    UNAUTHORIZED_MESSAGES,
+    ZOHO_CUSTOMER_ID,
+    Contact,
+    Crm,
+    attio_view,
+    crm_of,
+    from_ms,
+    hubspot_view,
+    json_reply,
+    not_found_message,
+    oauth_error,
+    pipedrive_view,
+    read_route,
+    require_crm,
+    salesforce_view,
+    vendor_error,
+    zoho_view,
+)
 from devstack.sphere_faults import FaultPlan
 from devstack.standin_server import (
     ApiRequest,
@@ -85,7 +110,6 @@ from devstack.standin_server import (
     control_body,
     fault_control_actions,
     format_timestamp,
-    json_bytes,
     serve_until_signal,
 )
 from webhook_adapter.model import ContactField
@@ -107,17 +131,6 @@ _logger = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------- constants
 
-
-class Crm(StrEnum):
-    """The CRMs served."""
-
-    HUBSPOT = "hubspot"
-    PIPEDRIVE = "pipedrive"
-    ATTIO = "attio"
-    SALESFORCE = "salesforce"
-    ZOHO = "zoho"
-
-
 DEFAULT_PORT: Final = 8082
 """Port of the standalone server (``main``); tests pass ``port=0`` for a free one."""
 
@@ -138,123 +151,12 @@ SALESFORCE_CLIENT_SECRET: Final = "local-connected-app-consumer-secret"
 DEFAULT_PIPEDRIVE_CUSTOMER_ID_KEY: Final = "5b1c7d9e2f4a6c8e0b1d3f5a7c9e1b3d5f7a9c0e"
 """The 40-hex key of the Pipedrive custom field holding the Sphere customer id."""
 
-_HUBSPOT_CUSTOMER_ID: Final = "sphere_customer_id"
-_SALESFORCE_CUSTOMER_ID: Final = "Sphere_Customer_Id__c"
-_ATTIO_CUSTOMER_ID: Final = "sphere_customer_id"
-_ZOHO_CUSTOMER_ID: Final = "Sphere_Customer_Id"
-
-CRM_FIELD_NAMES: Final[Mapping[Crm, Mapping[ContactField, str]]] = MappingProxyType(
-    {
-        Crm.HUBSPOT: MappingProxyType(
-            {
-                ContactField.EMAIL: "email",
-                ContactField.PHONE: "phone",
-                ContactField.MOBILE_PHONE: "mobilephone",
-                ContactField.LINE1: "address",
-                ContactField.CITY: "city",
-                ContactField.STATE: "state",
-                ContactField.POSTAL_CODE: "zip",
-                ContactField.COUNTRY: "country",
-                ContactField.CUSTOMER_ID: _HUBSPOT_CUSTOMER_ID,
-            }
-        ),
-        Crm.SALESFORCE: MappingProxyType(
-            {
-                ContactField.EMAIL: "Email",
-                ContactField.PHONE: "Phone",
-                ContactField.MOBILE_PHONE: "MobilePhone",
-                ContactField.LINE1: "MailingStreet",
-                ContactField.LINE2: "MailingStreet",
-                ContactField.CITY: "MailingCity",
-                ContactField.STATE: "MailingState",
-                ContactField.POSTAL_CODE: "MailingPostalCode",
-                ContactField.COUNTRY: "MailingCountry",
-                ContactField.CUSTOMER_ID: _SALESFORCE_CUSTOMER_ID,
-            }
-        ),
-        Crm.PIPEDRIVE: MappingProxyType(
-            {
-                ContactField.EMAIL: "emails[label=work]",
-                ContactField.PHONE: "phones[label=work]",
-                ContactField.MOBILE_PHONE: "phones[label=mobile]",
-                ContactField.LINE1: "postal_address.route",
-                ContactField.LINE2: "postal_address.subpremise",
-                ContactField.CITY: "postal_address.locality",
-                ContactField.STATE: "postal_address.admin_area_level_1",
-                ContactField.POSTAL_CODE: "postal_address.postal_code",
-                ContactField.COUNTRY: "postal_address.country",
-                ContactField.CUSTOMER_ID: "custom_fields.<customer id key>",
-            }
-        ),
-        Crm.ATTIO: MappingProxyType(
-            {
-                ContactField.EMAIL: "email_addresses",
-                ContactField.PHONE: "phone_numbers[0]",
-                ContactField.MOBILE_PHONE: "phone_numbers[1]",
-                ContactField.LINE1: "primary_location.line_1",
-                ContactField.LINE2: "primary_location.line_2",
-                ContactField.CITY: "primary_location.locality",
-                ContactField.STATE: "primary_location.region",
-                ContactField.POSTAL_CODE: "primary_location.postcode",
-                ContactField.COUNTRY: "primary_location.country_code",
-                ContactField.CUSTOMER_ID: _ATTIO_CUSTOMER_ID,
-            }
-        ),
-        Crm.ZOHO: MappingProxyType(
-            {
-                ContactField.EMAIL: "Email",
-                ContactField.PHONE: "Phone",
-                ContactField.MOBILE_PHONE: "Mobile",
-                ContactField.LINE1: "Mailing_Street",
-                ContactField.CITY: "Mailing_City",
-                ContactField.STATE: "Mailing_State",
-                ContactField.POSTAL_CODE: "Mailing_Zip",
-                ContactField.COUNTRY: "Mailing_Country",
-                ContactField.CUSTOMER_ID: _ZOHO_CUSTOMER_ID,
-            }
-        ),
-    }
-)
-"""Where each CRM keeps each contact field (documentation; HubSpot and Zoho have no standard address line 2).
-
-Salesforce's ``MailingStreet`` holds line 1, then line 2 on a new line. Pipedrive's line 1 goes in
-``route`` whole (``street_number`` stays ``null``). Attio's phone numbers are one multi-value
-attribute: the phone first, the mobile second; values are stored as given (Attio would normalize).
-"""
-
-_HUBSPOT_DEFAULT_PROPERTIES: Final = (
-    "createdate",
-    "email",
-    "firstname",
-    "hs_object_id",
-    "lastmodifieddate",
-    "lastname",
-)
-"""What HubSpot answers without ``properties``."""
-
-_ATTIO_WORKSPACE_ID: Final = "14beef7a-99f7-4534-a87e-70b564330a4c"
-_ATTIO_PEOPLE_OBJECT_ID: Final = "97052eb9-e65e-443f-a297-f2d9a4a7f795"
-_ATTIO_WORKSPACE_SLUG: Final = "local"
 _SALESFORCE_ORG_ID: Final = "00DLOCAL000000000"
 _SALESFORCE_USER_ID: Final = "005LOCAL000000000"
 
-_HUBSPOT_PATH: Final = re.compile(r"^/crm/(?:objects/(?P<version>\d{4}-\d{2})|v3/objects)/contacts/(?P<id>[^/]+)$")
-_PIPEDRIVE_PATH: Final = re.compile(r"^/api/v2/persons/(?P<id>[^/]+)$")
-_ATTIO_PATH: Final = re.compile(r"^/v2/objects/people/records/(?P<id>[^/]+)$")
-_SALESFORCE_PATH: Final = re.compile(r"^/services/data/v(?P<version>\d+\.\d)/sobjects/Contact/(?P<id>[^/]+)$")
-_SALESFORCE_TOKEN_PATH: Final = "/services/oauth2/token"
-_ZOHO_PATH: Final = re.compile(r"^/crm/v\d+/Contacts/(?P<id>[^/]+)$")
-_ROUTES: Final = (
-    (Crm.HUBSPOT, _HUBSPOT_PATH),
-    (Crm.PIPEDRIVE, _PIPEDRIVE_PATH),
-    (Crm.ATTIO, _ATTIO_PATH),
-    (Crm.SALESFORCE, _SALESFORCE_PATH),
-    (Crm.ZOHO, _ZOHO_PATH),
-)
 _CONTROL_RECORD_PATH: Final = re.compile(r"^/_standin/records/(?P<crm>[a-z]+)/(?P<id>[^/]+)$")
 _FORM_MEDIA_TYPE: Final = "application/x-www-form-urlencoded"
 _HTML_MEDIA_TYPE: Final = "text/html; charset=utf-8"
-_PIPEDRIVE_ERROR_INFO: Final = "Please check developers.pipedrive.com for more information about Pipedrive API."
 
 
 # ---------------------------------------------------------------------------------------------- records
@@ -305,354 +207,13 @@ class RecordedRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class _Contact:
-    """A record put from contact fields; rendered in the CRM's shape when read."""
-
-    values: Mapping[ContactField, str | None]
-    created_at: datetime
-    modified_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class _Raw:
     """A record put as the exact 200 body to answer."""
 
     document: Any
 
 
-type _Stored = _Contact | _Raw
-
-
-def _route(path: str) -> tuple[Crm, str] | None:
-    """The CRM and record id a read path names."""
-    for crm, pattern in _ROUTES:
-        match = pattern.match(path)
-        if match is not None:
-            return crm, match["id"]
-    return None
-
-
-def _crm_of(path: str) -> Crm | None:
-    if path == _SALESFORCE_TOKEN_PATH:
-        return Crm.SALESFORCE
-    route = _route(path)
-    return route[0] if route else None
-
-
-def _require_crm(crm: Any) -> Crm:
-    """Raises: ValueError: not one of the served CRMs."""
-    try:
-        return Crm(crm)
-    except ValueError:
-        raise ValueError(f"crm must be one of {', '.join(Crm)}") from None
-
-
-# ---------------------------------------------------------------------------------------------- times
-
-
-def _from_ms(epoch_ms: int) -> datetime:
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC)
-
-
-def _rfc3339_seconds(moment: datetime) -> str:
-    """Pipedrive v2: ``2026-11-26T04:54:30Z``."""
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _attio_time(moment: datetime) -> str:
-    """Attio: nanosecond precision, ``2022-11-21T13:22:49.061000000Z``."""
-    return format_timestamp(moment).replace("Z", "000000Z")
-
-
-def _salesforce_time(moment: datetime) -> str:
-    """Salesforce: ``2026-11-26T04:54:30.000+0000``."""
-    return format_timestamp(moment).replace("Z", "+0000")
-
-
-# ---------------------------------------------------------------------------------------------- vendor views
-
-
-def _hubspot_view(
-    record_id: str, contact: _Contact, requested: Sequence[str] | None, customer_id_property: str
-) -> dict[str, Any]:
-    names = {**CRM_FIELD_NAMES[Crm.HUBSPOT], ContactField.CUSTOMER_ID: customer_id_property}
-    stored: dict[str, str | None] = {names[field]: value for field, value in contact.values.items()}
-    stored |= {
-        "hs_object_id": record_id,
-        "createdate": format_timestamp(contact.created_at),
-        "lastmodifieddate": format_timestamp(contact.modified_at),
-    }
-    wanted = [*(requested if requested is not None else _HUBSPOT_DEFAULT_PROPERTIES)]
-    wanted += [name for name in ("hs_object_id", "createdate", "lastmodifieddate") if name not in wanted]
-    return {
-        "id": record_id,
-        "properties": {name: stored.get(name) for name in wanted},
-        "createdAt": format_timestamp(contact.created_at),
-        "updatedAt": format_timestamp(contact.modified_at),
-        "archived": False,
-    }
-
-
-def _salesforce_view(
-    record_id: str, contact: _Contact, version: str, fields: Sequence[str] | None, customer_id_field: str
-) -> dict[str, Any]:
-    values = contact.values
-    lines = [line for line in (values.get(ContactField.LINE1), values.get(ContactField.LINE2)) if line is not None]
-    document: dict[str, Any] = {
-        "attributes": {"type": "Contact", "url": f"/services/data/v{version}/sobjects/Contact/{record_id}"},
-        "Id": record_id,
-        "IsDeleted": False,
-        "MailingStreet": "\n".join(lines) if lines else None,
-        "MailingCity": values.get(ContactField.CITY),
-        "MailingState": values.get(ContactField.STATE),
-        "MailingPostalCode": values.get(ContactField.POSTAL_CODE),
-        "MailingCountry": values.get(ContactField.COUNTRY),
-        "Phone": values.get(ContactField.PHONE),
-        "MobilePhone": values.get(ContactField.MOBILE_PHONE),
-        "Email": values.get(ContactField.EMAIL),
-        "CreatedDate": _salesforce_time(contact.created_at),
-        "LastModifiedDate": _salesforce_time(contact.modified_at),
-        "SystemModstamp": _salesforce_time(contact.modified_at),
-        customer_id_field: values.get(ContactField.CUSTOMER_ID),
-    }
-    if fields is None:
-        return document
-    return {"attributes": document["attributes"], **{name: document.get(name) for name in fields}}
-
-
-def _pipedrive_view(record_id: str, contact: _Contact, customer_id_key: str) -> dict[str, Any]:
-    values = contact.values
-    email = values.get(ContactField.EMAIL)
-    phones = [
-        {"value": value, "primary": primary, "label": label}
-        for value, label, primary in (
-            (values.get(ContactField.PHONE), "work", True),
-            (values.get(ContactField.MOBILE_PHONE), "mobile", values.get(ContactField.PHONE) is None),
-        )
-        if value is not None
-    ]
-    address_parts = {
-        "street_number": None,
-        "route": values.get(ContactField.LINE1),
-        "subpremise": values.get(ContactField.LINE2),
-        "locality": values.get(ContactField.CITY),
-        "admin_area_level_1": values.get(ContactField.STATE),
-        "postal_code": values.get(ContactField.POSTAL_CODE),
-        "country": values.get(ContactField.COUNTRY),
-    }
-    formatted = ", ".join(str(part) for part in address_parts.values() if part is not None)
-    postal_address = (
-        {"value": formatted, **address_parts, "formatted_address": formatted}
-        if any(part is not None for part in address_parts.values())
-        else None
-    )
-    return {
-        "success": True,
-        "data": {
-            "id": int(record_id) if record_id.isdigit() else record_id,
-            "name": f"Person {record_id}",
-            "first_name": None,
-            "last_name": None,
-            "owner_id": 1,
-            "org_id": None,
-            "add_time": _rfc3339_seconds(contact.created_at),
-            "update_time": _rfc3339_seconds(contact.modified_at),
-            "emails": [{"value": email, "primary": True, "label": "work"}] if email is not None else [],
-            "phones": phones,
-            "postal_address": postal_address,
-            "is_deleted": False,
-            "visible_to": 3,
-            "label_ids": [],
-            "picture_id": None,
-            "custom_fields": {customer_id_key: values.get(ContactField.CUSTOMER_ID)},
-        },
-    }
-
-
-def _attio_value(attribute_type: str, since: datetime, **properties: Any) -> dict[str, Any]:
-    return {
-        "active_from": _attio_time(since),
-        "active_until": None,
-        "created_by_actor": {"type": "system", "id": None},
-        "attribute_type": attribute_type,
-        **properties,
-    }
-
-
-def _attio_view(record_id: str, contact: _Contact, customer_id_slug: str) -> dict[str, Any]:
-    values, since = contact.values, contact.modified_at
-    email = values.get(ContactField.EMAIL)
-    emails = []
-    if email is not None:
-        local, _, domain = email.partition("@")
-        emails.append(
-            _attio_value(
-                "email-address",
-                since,
-                original_email_address=email,
-                email_address=email.lower(),
-                email_domain=domain.lower(),
-                email_root_domain=".".join(domain.lower().split(".")[-2:]),
-                email_local_specifier=local.lower(),
-            )
-        )
-    phones = [
-        _attio_value("phone-number", since, original_phone_number=number, country_code=None, phone_number=number)
-        for number in (values.get(ContactField.PHONE), values.get(ContactField.MOBILE_PHONE))
-        if number is not None
-    ]
-    location_fields = {
-        "line_1": values.get(ContactField.LINE1),
-        "line_2": values.get(ContactField.LINE2),
-        "line_3": None,
-        "line_4": None,
-        "locality": values.get(ContactField.CITY),
-        "region": values.get(ContactField.STATE),
-        "postcode": values.get(ContactField.POSTAL_CODE),
-        "country_code": values.get(ContactField.COUNTRY),
-        "latitude": None,
-        "longitude": None,
-    }
-    locations = (
-        [_attio_value("location", since, **location_fields)]
-        if any(value is not None for value in location_fields.values())
-        else []
-    )
-    customer_id = values.get(ContactField.CUSTOMER_ID)
-    return {
-        "data": {
-            "id": {"workspace_id": _ATTIO_WORKSPACE_ID, "object_id": _ATTIO_PEOPLE_OBJECT_ID, "record_id": record_id},
-            "created_at": _attio_time(contact.created_at),
-            "web_url": f"https://app.attio.com/{_ATTIO_WORKSPACE_SLUG}/person/{record_id}",
-            "values": {
-                "email_addresses": emails,
-                "phone_numbers": phones,
-                "primary_location": locations,
-                customer_id_slug: [_attio_value("text", since, value=customer_id)] if customer_id is not None else [],
-            },
-        }
-    }
-
-
-def _zoho_time(moment: datetime) -> str:
-    """Zoho: ISO 8601 with an offset and no fraction, ``2026-11-26T04:54:30+00:00``."""
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def _zoho_view(
-    record_id: str, contact: _Contact, fields: Sequence[str] | None, customer_id_field: str
-) -> dict[str, Any]:
-    names = {**CRM_FIELD_NAMES[Crm.ZOHO], ContactField.CUSTOMER_ID: customer_id_field}
-    record: dict[str, Any] = {"id": record_id}
-    record |= {name: contact.values.get(field) for field, name in names.items()}
-    record |= {"Created_Time": _zoho_time(contact.created_at), "Modified_Time": _zoho_time(contact.modified_at)}
-    if fields is not None:
-        record = {"id": record_id, **{name: record.get(name) for name in fields}}
-    return {"data": [record]}
-
-
-# ---------------------------------------------------------------------------------------------- vendor errors
-
-
-def _new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def _reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
-    return Reply(status=int(status), body=json_bytes(payload), headers=headers)
-
-
-_HUBSPOT_CATEGORIES: Final[Mapping[int, str]] = {
-    HTTPStatus.UNAUTHORIZED: "INVALID_AUTHENTICATION",
-    HTTPStatus.NOT_FOUND: "OBJECT_NOT_FOUND",
-}
-"""``category`` by status (``INTERNAL_ERROR`` for the others, unconfirmed)."""
-
-
-def _hubspot_error(status: int, message: str, category: str) -> Reply:
-    correlation_id = _new_id()
-    body = {"status": "error", "message": message, "correlationId": correlation_id, "category": category}
-    return Reply(
-        status=status,
-        body=json_bytes(body),
-        correlation_id=correlation_id,
-        headers=(("X-HubSpot-Correlation-Id", correlation_id),),
-    )
-
-
-def _hubspot_rate_limited(headers: tuple[tuple[str, str], ...]) -> Reply:
-    correlation_id = _new_id()
-    body = {
-        "status": "error",
-        "message": "You have reached your ten_secondly_rolling limit.",
-        "errorType": "RATE_LIMIT",
-        "correlationId": correlation_id,
-        "policyName": "TEN_SECONDLY_ROLLING",
-        "requestId": _new_id(),
-    }
-    return Reply(
-        status=HTTPStatus.TOO_MANY_REQUESTS, body=json_bytes(body), correlation_id=correlation_id, headers=headers
-    )
-
-
-def _pipedrive_error(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
-    body = {"success": False, "error": message, "errorCode": status, "error_info": _PIPEDRIVE_ERROR_INFO}
-    return _reply(status, body, headers)
-
-
-_ATTIO_ERROR_TYPES: Final[Mapping[int, tuple[str, str]]] = {
-    HTTPStatus.UNAUTHORIZED: ("auth_error", "unauthorized"),
-    HTTPStatus.NOT_FOUND: ("invalid_request_error", "not_found"),
-    HTTPStatus.TOO_MANY_REQUESTS: ("rate_limit_error", "rate_limit_exceeded"),
-}
-
-
-def _attio_error(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
-    error_type, code = _ATTIO_ERROR_TYPES.get(status, ("internal_server_error", "internal_error"))
-    return _reply(status, {"status_code": status, "type": error_type, "code": code, "message": message}, headers)
-
-
-_SALESFORCE_ERROR_CODES: Final[Mapping[int, str]] = {
-    HTTPStatus.UNAUTHORIZED: "INVALID_SESSION_ID",
-    HTTPStatus.NOT_FOUND: "NOT_FOUND",
-    HTTPStatus.FORBIDDEN: "REQUEST_LIMIT_EXCEEDED",
-}
-
-
-def _salesforce_error(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
-    code = _SALESFORCE_ERROR_CODES.get(status, "UNKNOWN_EXCEPTION")
-    return _reply(status, [{"message": message, "errorCode": code}], headers)
-
-
-_ZOHO_ERROR_CODES: Final[Mapping[int, str]] = {
-    HTTPStatus.UNAUTHORIZED: "INVALID_TOKEN",
-    HTTPStatus.TOO_MANY_REQUESTS: "TOO_MANY_REQUESTS",
-}
-
-
-def _zoho_error(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
-    code = _ZOHO_ERROR_CODES.get(status, "INTERNAL_ERROR")
-    return _reply(status, {"code": code, "details": {}, "message": message, "status": "error"}, headers)
-
-
-def _vendor_error(crm: Crm | None, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
-    """An error in ``crm``'s format (a plain ``{"error"}`` for an unknown path)."""
-    match crm:
-        case Crm.HUBSPOT if status == HTTPStatus.TOO_MANY_REQUESTS:
-            return _hubspot_rate_limited(headers)
-        case Crm.HUBSPOT:
-            reply = _hubspot_error(status, message, _HUBSPOT_CATEGORIES.get(status, "INTERNAL_ERROR"))
-            return Reply(reply.status, reply.body, reply.correlation_id, headers=reply.headers + headers)
-        case Crm.PIPEDRIVE:
-            return _pipedrive_error(status, message, headers)
-        case Crm.ATTIO:
-            return _attio_error(status, message, headers)
-        case Crm.SALESFORCE:
-            return _salesforce_error(status, message, headers)
-        case Crm.ZOHO:
-            return _zoho_error(status, message, headers)
-        case None:
-            return _reply(status, {"error": message}, headers)
+type _Stored = Contact | _Raw
 
 
 # ---------------------------------------------------------------------------------------------- the stand-in
@@ -686,17 +247,17 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
         salesforce_client_id: str = SALESFORCE_CLIENT_ID,
         salesforce_client_secret: str = SALESFORCE_CLIENT_SECRET,
         pipedrive_customer_id_key: str = DEFAULT_PIPEDRIVE_CUSTOMER_ID_KEY,
-        hubspot_customer_id_property: str = _HUBSPOT_CUSTOMER_ID,
-        salesforce_customer_id_field: str = _SALESFORCE_CUSTOMER_ID,
-        attio_customer_id_slug: str = _ATTIO_CUSTOMER_ID,
-        zoho_customer_id_field: str = _ZOHO_CUSTOMER_ID,
+        hubspot_customer_id_property: str = HUBSPOT_CUSTOMER_ID,
+        salesforce_customer_id_field: str = SALESFORCE_CUSTOMER_ID,
+        attio_customer_id_slug: str = ATTIO_CUSTOMER_ID,
+        zoho_customer_id_field: str = ZOHO_CUSTOMER_ID,
     ) -> None:
         super().__init__(port)
         initial = dict(DEFAULT_TOKENS)
         for crm, token in (tokens or {}).items():
             if not token:
                 raise ValueError("tokens must not be empty")
-            initial[_require_crm(crm)] = token
+            initial[require_crm(crm)] = token
         if not re.fullmatch(r"[0-9a-f]{40}", pipedrive_customer_id_key):
             raise ValueError("pipedrive_customer_id_key must be 40 lower-case hex digits")
         self._initial_tokens: Mapping[Crm, str] = MappingProxyType(initial)
@@ -729,7 +290,7 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
         Raises:
             ValueError: an unknown CRM or field, a line 2 for HubSpot or Zoho (no standard field), an empty id.
         """
-        target = _require_crm(crm)
+        target = require_crm(crm)
         if not record_id:
             raise ValueError("record_id must not be empty")
         try:
@@ -738,10 +299,10 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
             raise ValueError(f"values keys must be among {', '.join(ContactField)}") from None
         if target in {Crm.HUBSPOT, Crm.ZOHO} and fields.get(ContactField.LINE2) is not None:
             raise ValueError(f"{target} contacts have no standard address line 2 field")
-        modified_at = _from_ms(modified_at_ms)
-        created_at = _from_ms(created_at_ms) if created_at_ms is not None else modified_at
+        modified_at = from_ms(modified_at_ms)
+        created_at = from_ms(created_at_ms) if created_at_ms is not None else modified_at
         with self._lock:
-            self._stored[target][record_id] = _Contact(MappingProxyType(fields), created_at, modified_at)
+            self._stored[target][record_id] = Contact(MappingProxyType(fields), created_at, modified_at)
 
     def put_raw(self, crm: str, record_id: str, document: Any) -> None:
         """Answer reads of ``crm``'s record ``record_id`` with exactly ``document`` (the whole 200 body).
@@ -749,7 +310,7 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
         Raises:
             ValueError: an unknown CRM or an empty id.
         """
-        target = _require_crm(crm)
+        target = require_crm(crm)
         if not record_id:
             raise ValueError("record_id must not be empty")
         with self._lock:
@@ -761,7 +322,7 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
         Raises:
             ValueError: an unknown CRM.
         """
-        target = _require_crm(crm)
+        target = require_crm(crm)
         with self._lock:
             self._stored[target].pop(record_id, None)
 
@@ -771,7 +332,7 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
         Raises:
             ValueError: an unknown CRM.
         """
-        target = _require_crm(crm)
+        target = require_crm(crm)
         return [
             record
             for record in self.requests
@@ -798,7 +359,7 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
         Raises:
             ValueError: ``n`` < 0, ``status`` outside 400..599, an unknown CRM.
         """
-        key = str(_require_crm(crm)) if crm is not None else None
+        key = str(require_crm(crm)) if crm is not None else None
         self._set_fail(n, status, retry_after, body, key)
 
     def rotate_token(self, crm: str, new_token: str) -> None:
@@ -807,7 +368,7 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
         Raises:
             ValueError: an unknown CRM or an empty token.
         """
-        target = _require_crm(crm)
+        target = require_crm(crm)
         if not isinstance(new_token, str) or not new_token:
             raise ValueError("new_token must be a non-empty string")
         with self._lock:
@@ -820,7 +381,7 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
         self._tokens = dict(self._initial_tokens)
 
     def _fault_key(self, path: str) -> str | None:
-        crm = _crm_of(path)
+        crm = crm_of(path)
         return str(crm) if crm is not None else None
 
     def _fault_reply(self, plan: FaultPlan, path: str) -> Reply:
@@ -828,15 +389,15 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
         if isinstance(plan.fail_body, str):
             return Reply(plan.fail_status, plan.fail_body.encode(), content_type=_HTML_MEDIA_TYPE, headers=headers)
         if plan.fail_body is not None:
-            return _reply(plan.fail_status, plan.fail_body, headers)
-        return _vendor_error(_crm_of(path), plan.fail_status, f"Injected failure {plan.fail_status}", headers)
+            return json_reply(plan.fail_status, plan.fail_body, headers)
+        return vendor_error(crm_of(path), plan.fail_status, f"Injected failure {plan.fail_status}", headers)
 
     def _body_error_reply(self, error: BodyError) -> Reply:
-        return _reply(error.status, {"error": error.detail})
+        return json_reply(error.status, {"error": error.detail})
 
     def _make_record(self, exchange: Exchange) -> RecordedRequest:
         path, _, query = exchange.target.partition("?")
-        route = _route(path)
+        route = read_route(path)
         return RecordedRequest(
             method=exchange.method,
             path=path,
@@ -846,54 +407,54 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
             received_at=exchange.received_at,
             connection_id=exchange.connection_id,
             fault=exchange.fault,
-            crm=_crm_of(path),
+            crm=crm_of(path),
             record_id=route[1] if route else None,
         )
 
     def _answer(self, request: ApiRequest) -> Reply:
-        if request.path == _SALESFORCE_TOKEN_PATH:
+        if request.path == SALESFORCE_TOKEN_PATH:
             return self._salesforce_token(request)
-        route = _route(request.path)
+        route = read_route(request.path)
         if route is None:
-            return _vendor_error(None, HTTPStatus.NOT_FOUND, "Unknown path")
+            return vendor_error(None, HTTPStatus.NOT_FOUND, "Unknown path")
         crm, record_id = route
         if request.method != "GET":
-            return _vendor_error(crm, HTTPStatus.METHOD_NOT_ALLOWED, "Method not allowed")
+            return vendor_error(crm, HTTPStatus.METHOD_NOT_ALLOWED, "Method not allowed")
         query = dict(parse_qsl(request.query))
         if not self._is_authorized(crm, request.headers, query):
-            return _vendor_error(crm, HTTPStatus.UNAUTHORIZED, _UNAUTHORIZED_MESSAGES[crm])
+            return vendor_error(crm, HTTPStatus.UNAUTHORIZED, UNAUTHORIZED_MESSAGES[crm])
         with self._lock:
             stored = self._stored[crm].get(record_id)
         if stored is None and crm is Crm.ZOHO:
             return Reply(HTTPStatus.NO_CONTENT, b"")
         if stored is None:
-            return _vendor_error(crm, HTTPStatus.NOT_FOUND, _not_found_message(crm, record_id))
+            return vendor_error(crm, HTTPStatus.NOT_FOUND, not_found_message(crm, record_id))
         if isinstance(stored, _Raw):
-            return _reply(HTTPStatus.OK, stored.document)
-        return _reply(HTTPStatus.OK, self._view(crm, request.path, record_id, stored, query))
+            return json_reply(HTTPStatus.OK, stored.document)
+        return json_reply(HTTPStatus.OK, self._view(crm, request.path, record_id, stored, query))
 
     def _answer_control(self, method: str, path: str, raw_body: bytes) -> Reply:
         try:
             return self._control(method, path, raw_body)
         except (TypeError, ValueError) as error:
-            return _reply(HTTPStatus.BAD_REQUEST, {"error": str(error)})
+            return json_reply(HTTPStatus.BAD_REQUEST, {"error": str(error)})
 
     # -- internals --------------------------------------------------------------------------------
 
-    def _view(self, crm: Crm, path: str, record_id: str, contact: _Contact, query: Mapping[str, str]) -> Any:
+    def _view(self, crm: Crm, path: str, record_id: str, contact: Contact, query: Mapping[str, str]) -> Any:
         match crm:
             case Crm.HUBSPOT:
-                return _hubspot_view(record_id, contact, _csv(query.get("properties")), self._hubspot_property)
+                return hubspot_view(record_id, contact, _csv(query.get("properties")), self._hubspot_property)
             case Crm.PIPEDRIVE:
-                return _pipedrive_view(record_id, contact, self._pipedrive_key)
+                return pipedrive_view(record_id, contact, self._pipedrive_key)
             case Crm.ATTIO:
-                return _attio_view(record_id, contact, self._attio_slug)
+                return attio_view(record_id, contact, self._attio_slug)
             case Crm.SALESFORCE:
-                route = _SALESFORCE_PATH.match(path)
+                route = SALESFORCE_PATH.match(path)
                 version = route["version"] if route else "0.0"
-                return _salesforce_view(record_id, contact, version, _csv(query.get("fields")), self._salesforce_field)
+                return salesforce_view(record_id, contact, version, _csv(query.get("fields")), self._salesforce_field)
             case Crm.ZOHO:
-                return _zoho_view(record_id, contact, _csv(query.get("fields")), self._zoho_field)
+                return zoho_view(record_id, contact, _csv(query.get("fields")), self._zoho_field)
 
     def _is_authorized(self, crm: Crm, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
         if crm is Crm.PIPEDRIVE:
@@ -909,26 +470,26 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
     def _salesforce_token(self, request: ApiRequest) -> Reply:
         """``POST /services/oauth2/token`` with the client-credentials grant."""
         if request.method != "POST":
-            return _reply(
+            return json_reply(
                 HTTPStatus.METHOD_NOT_ALLOWED, {"error": "invalid_request", "error_description": "must use HTTP POST"}
             )
         if request.headers.get("content-type", "").split(";", 1)[0].strip().lower() != _FORM_MEDIA_TYPE:
-            return _oauth_error("invalid_request", "must be application/x-www-form-urlencoded")
+            return oauth_error("invalid_request", "must be application/x-www-form-urlencoded")
         form = dict(parse_qsl(request.raw_body.decode("utf-8", errors="replace")))
         if form.get("grant_type") != "client_credentials":
-            return _oauth_error("unsupported_grant_type", "grant type not supported")
+            return oauth_error("unsupported_grant_type", "grant type not supported")
         client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
         valid_id = hmac.compare_digest(client_id.encode(), self._client_id.encode())
         valid_secret = hmac.compare_digest(client_secret.encode(), self._client_secret.encode())
         if not (valid_id and valid_secret):
-            return _oauth_error("invalid_client", "invalid client credentials")
+            return oauth_error("invalid_client", "invalid client credentials")
         with self._lock:
             token = self._tokens[Crm.SALESFORCE]
         instance_url = self.base_url
         identity = f"{instance_url}/id/{_SALESFORCE_ORG_ID}/{_SALESFORCE_USER_ID}"
         issued_at = str(int(datetime.now(UTC).timestamp() * 1000))
         digest = hmac.new(self._client_secret.encode(), f"{identity}{issued_at}".encode(), hashlib.sha256).digest()
-        return _reply(
+        return json_reply(
             HTTPStatus.OK,
             {
                 "access_token": token,
@@ -944,12 +505,12 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
     def _control(self, method: str, path: str, raw_body: bytes) -> Reply:
         """Raises: TypeError, ValueError: a malformed control body."""
         routes: dict[tuple[str, str], Callable[[], Reply]] = {
-            ("GET", "/_standin/requests"): lambda: _reply(
+            ("GET", "/_standin/requests"): lambda: json_reply(
                 HTTPStatus.OK, [record.to_json() for record in self.requests]
             ),
             ("DELETE", "/_standin/requests"): self._control_clear_requests,
-            ("GET", "/_standin/connections"): lambda: _reply(HTTPStatus.OK, {"count": self.connection_count}),
-            ("GET", "/_standin/faults"): lambda: _reply(HTTPStatus.OK, self.pending_faults),
+            ("GET", "/_standin/connections"): lambda: json_reply(HTTPStatus.OK, {"count": self.connection_count}),
+            ("GET", "/_standin/faults"): lambda: json_reply(HTTPStatus.OK, self.pending_faults),
             ("POST", "/_standin/faults"): lambda: self._control_set_faults(control_body(raw_body)),
             ("POST", "/_standin/records"): lambda: self._control_put_record(control_body(raw_body)),
         }
@@ -959,25 +520,25 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
         record_route = _CONTROL_RECORD_PATH.match(path)
         if method == "DELETE" and record_route is not None:
             self.delete_record(record_route["crm"], record_route["id"])
-            return _reply(HTTPStatus.OK, {"deleted": True})
-        return _reply(HTTPStatus.NOT_FOUND, {"error": "Unknown control endpoint"})
+            return json_reply(HTTPStatus.OK, {"deleted": True})
+        return json_reply(HTTPStatus.NOT_FOUND, {"error": "Unknown control endpoint"})
 
     def _control_clear_requests(self) -> Reply:
         self.clear_requests()
-        return _reply(HTTPStatus.OK, {"cleared": True})
+        return json_reply(HTTPStatus.OK, {"cleared": True})
 
     def _control_set_faults(self, spec: Mapping[str, Any]) -> Reply:
         """Raises: ValueError, TypeError: unknown key or malformed value (nothing applied then)."""
         actions = fault_control_actions(self, spec, fail=self.fail_next, rotate_token=self._rotate_token_action)
         for action in actions:
             action()
-        return _reply(HTTPStatus.OK, self.pending_faults)
+        return json_reply(HTTPStatus.OK, self.pending_faults)
 
     def _rotate_token_action(self, spec: Any) -> Callable[[], None]:
         """Raises: ValueError: ``spec`` is not ``{"crm", "token"}`` with a known CRM and a token."""
         if not isinstance(spec, dict) or set(spec) != {"crm", "token"}:
             raise ValueError('rotateToken must be {"crm": str, "token": str}')
-        crm, token = _require_crm(spec["crm"]), spec["token"]
+        crm, token = require_crm(spec["crm"]), spec["token"]
         if not isinstance(token, str) or not token:
             raise ValueError("rotateToken.token must be a non-empty string")
         return lambda: self.rotate_token(crm, token)
@@ -993,7 +554,7 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
             raise TypeError("crm and id must be strings")
         if set(spec) == {"crm", "id", "raw"}:
             self.put_raw(crm, record_id, spec["raw"])
-            return _reply(HTTPStatus.CREATED, {"crm": crm, "id": record_id})
+            return json_reply(HTTPStatus.CREATED, {"crm": crm, "id": record_id})
         if (
             not {"crm", "id", "values", "modifiedAtMs"}
             <= set(spec)
@@ -1010,32 +571,7 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
         if not _is_int(modified) or (created is not None and not _is_int(created)):
             raise TypeError("modifiedAtMs and createdAtMs must be integers")
         self.put_record(crm, record_id, values, modified_at_ms=modified, created_at_ms=created)
-        return _reply(HTTPStatus.CREATED, {"crm": crm, "id": record_id})
-
-
-_UNAUTHORIZED_MESSAGES: Final[Mapping[Crm, str]] = {
-    Crm.HUBSPOT: "Authentication credentials not found. This API supports OAuth 2.0 authentication.",
-    Crm.PIPEDRIVE: "unauthorized access",
-    Crm.ATTIO: "Authentication failed: the access token is invalid or revoked.",
-    Crm.SALESFORCE: "Session expired or invalid",
-    Crm.ZOHO: "invalid oauth token",
-}
-
-
-def _not_found_message(crm: Crm, record_id: str) -> str:
-    match crm:
-        case Crm.HUBSPOT:
-            return f"Object not found.  objectId are usually numeric. ({record_id})"
-        case Crm.PIPEDRIVE:
-            return "Person not found"
-        case Crm.ATTIO:
-            return f'Record with ID "{record_id}" not found.'
-        case Crm.SALESFORCE | Crm.ZOHO:
-            return "The requested resource does not exist"
-
-
-def _oauth_error(error: str, description: str) -> Reply:
-    return _reply(HTTPStatus.BAD_REQUEST, {"error": error, "error_description": description})
+        return json_reply(HTTPStatus.CREATED, {"crm": crm, "id": record_id})
 
 
 def _csv(value: str | None) -> list[str] | None:
