@@ -710,6 +710,48 @@ def test_http_controls_put_records_drive_faults_and_are_not_recorded(client: htt
     ]
 
 
+def test_http_controls_delete_records_count_connections_and_clear_requests(
+    client: httpx.Client, standin: CrmStandIn
+) -> None:
+    # Given a Pipedrive person that has been read once
+    put_full(standin, BY_CRM[Crm.PIPEDRIVE])
+    assert read(client, BY_CRM[Crm.PIPEDRIVE]).status_code == 200
+
+    # When it is deleted over HTTP and read again, then the request log is cleared
+    deleted = client.delete("/_standin/records/pipedrive/42")
+    after = read(client, BY_CRM[Crm.PIPEDRIVE])
+    connections = client.get("/_standin/connections").json()
+    cleared = client.delete("/_standin/requests")
+
+    # Then the second read is Pipedrive's 404, one kept-alive connection carried everything, and the log is empty
+    assert deleted.status_code == 200
+    assert after.status_code == 404
+    assert connections == {"count": 1}
+    assert cleared.json() == {"cleared": True}
+    assert standin.requests == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        ("DELETE", "/crm/v3/objects/contacts/101", {}, 405),
+        ("GET", "/services/oauth2/token", {}, 405),
+        ("POST", "/services/oauth2/token", {"json": {"grant_type": "client_credentials"}}, 400),
+    ],
+    ids=["write on a read path", "token by GET", "token as JSON"],
+)
+def test_what_the_read_endpoints_do_not_serve_is_refused(
+    client: httpx.Client, method: str, path: str, kwargs: dict[str, Any], status: int
+) -> None:
+    # Given a method or a body the endpoint does not take
+    # When it is sent
+    response = client.request(method, path, headers=bearer(DEFAULT_TOKENS[Crm.HUBSPOT]), **kwargs)
+
+    # Then it is refused without a record or a token
+    assert response.status_code == status
+    assert "access_token" not in response.text
+
+
 @pytest.mark.parametrize(
     ("path", "spec"),
     [
