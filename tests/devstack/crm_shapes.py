@@ -194,6 +194,7 @@ def read_route(path: str) -> tuple[Crm, str] | None:
 
 
 def crm_of(path: str) -> Crm | None:
+    """The CRM whose endpoint (a record read or Salesforce's token endpoint) ``path`` names."""
     if path == SALESFORCE_TOKEN_PATH:
         return Crm.SALESFORCE
     found = read_route(path)
@@ -212,6 +213,7 @@ def require_crm(crm: Any) -> Crm:
 
 
 def from_ms(epoch_ms: int) -> datetime:
+    """Epoch milliseconds as an aware UTC datetime."""
     return datetime.fromtimestamp(epoch_ms / 1000, UTC)
 
 
@@ -236,6 +238,7 @@ def _salesforce_time(moment: datetime) -> str:
 def hubspot_view(
     record_id: str, contact: Contact, requested: Sequence[str] | None, customer_id_property: str
 ) -> dict[str, Any]:
+    """A contact read's body: the requested properties (HubSpot's default set without any), null when unset."""
     names = {**CRM_FIELD_NAMES[Crm.HUBSPOT], ContactField.CUSTOMER_ID: customer_id_property}
     stored: dict[str, str | None] = {names[field]: value for field, value in contact.values.items()}
     stored |= {
@@ -257,6 +260,7 @@ def hubspot_view(
 def salesforce_view(
     record_id: str, contact: Contact, version: str, fields: Sequence[str] | None, customer_id_field: str
 ) -> dict[str, Any]:
+    """``sobjects/Contact/{id}``'s body: the record with its ``attributes`` (only ``fields`` when given)."""
     values = contact.values
     lines = [line for line in (values.get(ContactField.LINE1), values.get(ContactField.LINE2)) if line is not None]
     document: dict[str, Any] = {
@@ -282,6 +286,7 @@ def salesforce_view(
 
 
 def pipedrive_view(record_id: str, contact: Contact, customer_id_key: str) -> dict[str, Any]:
+    """``GET /api/v2/persons/{id}``'s body: the person in ``{"success": true, "data"}``."""
     values = contact.values
     email = values.get(ContactField.EMAIL)
     phones = [
@@ -341,6 +346,7 @@ def _attio_value(attribute_type: str, since: datetime, **properties: Any) -> dic
 
 
 def attio_view(record_id: str, contact: Contact, customer_id_slug: str) -> dict[str, Any]:
+    """``GET /v2/objects/people/records/{id}``'s body: every attribute a list of active value objects."""
     values, since = contact.values, contact.modified_at
     email = values.get(ContactField.EMAIL)
     emails = []
@@ -401,6 +407,7 @@ def _zoho_time(moment: datetime) -> str:
 
 
 def zoho_view(record_id: str, contact: Contact, fields: Sequence[str] | None, customer_id_field: str) -> dict[str, Any]:
+    """``GET /crm/v8/Contacts/{id}``'s body: the record alone in ``data`` (only ``id`` and ``fields`` when given)."""
     names = {**CRM_FIELD_NAMES[Crm.ZOHO], ContactField.CUSTOMER_ID: customer_id_field}
     record: dict[str, Any] = {"id": record_id}
     record |= {name: contact.values.get(field) for field, name in names.items()}
@@ -418,6 +425,7 @@ def _new_id() -> str:
 
 
 def json_reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    """``payload`` as a compact JSON answer."""
     return Reply(status=int(status), body=json_bytes(payload), headers=headers)
 
 
@@ -524,6 +532,7 @@ UNAUTHORIZED_MESSAGES: Final[Mapping[Crm, str]] = {
 
 
 def not_found_message(crm: Crm, record_id: str) -> str:
+    """What ``crm`` says when the record does not exist."""
     match crm:
         case Crm.HUBSPOT:
             return f"Object not found.  objectId are usually numeric. ({record_id})"
@@ -536,4 +545,5 @@ def not_found_message(crm: Crm, record_id: str) -> str:
 
 
 def oauth_error(error: str, description: str) -> Reply:
+    """A 400 from Salesforce's token endpoint (``invalid_client``, ``unsupported_grant_type``...)."""
     return json_reply(HTTPStatus.BAD_REQUEST, {"error": error, "error_description": description})
