@@ -119,6 +119,17 @@ def _request_fields(event: SourceEvent, won: frozenset[ContactField]) -> set[Gro
     return {group for name in won if (group := group_of(name)) is not None}
 
 
+def _read_fields(read_won: frozenset[ContactField], plan: Plan) -> set[Group]:
+    """The request fields a read feeds an event that asked for it.
+
+    A read brings the whole record, empty fields included: what the record lacks (a phone nobody entered)
+    says nothing of the event, unless the read brought nothing else it could send.
+    """
+    groups = {group for name in read_won if (group := group_of(name)) is not None}
+    sendable = {group for group in groups if (problem := plan.problems.get(group)) is None or problem.invalid}
+    return sendable or groups
+
+
 def event_outcome(
     event: SourceEvent,
     merged: MergeResult,
@@ -196,7 +207,7 @@ def _event_outcome(
         return Outcome(status=Status.REJECTED, reason=plan.customer_id_problem, **base)
     if plan.customer_id is None:
         return Outcome(status=Status.UNMAPPED, reason="no Sphere customer id is known for this contact yet", **base)
-    groups = _request_fields(event, won)
+    groups = _request_fields(event, won - also_won) | _read_fields(also_won, plan)
     if ContactField.CUSTOMER_ID in won:
         groups |= {Group(name) for name in sent}
     if masked is None and sent:
