@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -54,7 +55,8 @@ class OutcomePrinter:
                 item = stack.store.get_event(change.source, event.contact_id, event.key) or {}
                 status = item.get("status", "?")
                 detail = item.get("reason") or (item.get("sphere") or {}).get("updated_at") or ""
-                fields = ",".join(str(name) for name in event.changes)
+                # An event that carries no value but asks for the CRM's record reads "read:<why>".
+                fields = ",".join(str(name) for name in event.changes) or f"read:{event.read or 'nothing'}"
                 self.say(
                     f"  deliver  {change.source:8} contact {change.contact_id:14} {fields:28} {status:11} {detail}"
                 )
@@ -128,6 +130,15 @@ def run_demo(stack: LocalStack, printer: OutcomePrinter, say: Say = print) -> in
         headers, body = hubspot_request(batch[:1], secret="not-the-secret", url=hubspot_url)
         _post(say, client, "A forged HubSpot signature", "/webhooks/hubspot", headers, body)
         expected = 12  # queued events: 8 of the first batch (one property is not mapped), then 1, 1, 1 and 1
+        if stack.crm is not None and os.environ.get("HUBSPOT_READ_MODE", "payload") != "payload":
+            # HubSpot redacts a sensitive property: deliver reads the contact from HubSpot's API instead.
+            record = {"customer_id": DEMO_CUSTOMER, "email": "ada@analytical.example"}
+            stack.crm.put_record("hubspot", str(contact), record, modified_at_ms=now - 500)
+            redacted = [hubspot_event(contact, "email", "REDACTED", occurred_at=now - 1000)]
+            headers, body = hubspot_request(redacted, secret=hubspot_secret, url=hubspot_url)
+            what = "HubSpot redacts a sensitive email: the contact is read from HubSpot's API"
+            _post(say, client, what, "/webhooks/hubspot", headers, body)
+            expected += 1
         for source in VENDORS:
             if source in {"hubspot", "generic"}:
                 continue

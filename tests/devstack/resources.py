@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devstack.cfn_yaml import load_template as parse_template_file
+from devstack.crm_shapes import Crm
+from devstack.crm_standin import DEFAULT_TOKENS
 from devstack.vendors import VENDORS, vendor
 
 if TYPE_CHECKING:
@@ -48,9 +50,11 @@ _KITS = [vendor(source) for source in VENDORS]
 
 LOCAL_SECRETS = {
     "SphereTokenSecretArn": "local-sphere-token",
+    "HubSpotApiTokenSecretArn": DEFAULT_TOKENS[Crm.HUBSPOT],
     **{kit.secret_parameter: kit.local_secret for kit in _KITS},
 }
-"""Default values of the secrets the template takes as ARN parameters (override per run): every source is on."""
+"""Default values of the secrets the template takes as ARN parameters (override per run): every source is on, and
+HubSpot contacts can be read from the CRM stand-in."""
 
 SECRET_VARIABLES = {kit.secret_parameter: kit.secret_variable for kit in _KITS}
 """The environment variables that override the local signing secrets (``make run``, ``make events``)."""

@@ -19,6 +19,7 @@ import boto3
 import httpx
 from moto.server import ThreadedMotoServer
 
+from devstack.crm_standin import CrmStandIn
 from devstack.gateway import LocalGateway
 from devstack.poller import BatchListener, QueuePoller
 from devstack.resources import (
@@ -105,8 +106,8 @@ class StackOptions:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str], **fixed: Any) -> StackOptions:
         """What ``make run`` reads: ``PORT``, the local signing secrets, ``SPHERE_API_URL`` with ``SPHERE_API_TOKEN``,
-        ``LOG_LEVEL``, ``DELIVER_VARIABLES``, ``SPHERE_FAILURE_RATE`` and ``SPHERE_FAILURE_SEED``; ``fixed`` sets
-        the other options.
+        ``LOG_LEVEL``, ``DELIVER_VARIABLES``, ``SPHERE_FAILURE_RATE``, ``SPHERE_FAILURE_SEED`` and ``HUBSPOT_READ_MODE``
+        (``fetch-when-incomplete`` unless set); ``fixed`` sets the other options.
 
         Raises:
             ValueError: a variable is set to a value out of range (the message names it).
@@ -115,6 +116,8 @@ class StackOptions:
         environment = {
             # The functions log JSON at INFO in AWS; locally the printed outcomes say what happened.
             "POWERTOOLS_LOG_LEVEL": environ.get("LOG_LEVEL", "WARNING"),
+            # make run reads HubSpot contacts (from the CRM stand-in) when the events fall short.
+            "HUBSPOT_READ_MODE": environ.get("HUBSPOT_READ_MODE", "fetch-when-incomplete"),
         }
         for name, (low, high) in DELIVER_VARIABLES.items():
             if (value := _integer(environ, name, low, high)) is not None:
@@ -148,6 +151,8 @@ class LocalStack:
         self._saved_env: dict[str, str] | None = None
         self._stops: list[Callable[[], None]] = []
         self.standin: SphereStandIn | None = None
+        self.crm: CrmStandIn | None = None
+        """The CRMs' record-read APIs (HubSpot's contact read ...), started with the stack."""
         self.resources: LocalResources | None = None
         self.gateway: LocalGateway | None = None
         self.poller: QueuePoller | None = None
@@ -218,10 +223,16 @@ class LocalStack:
                 self.standin.set_failure_rate(self.options.sphere_failure_rate, seed=self.options.sphere_failure_seed)
             sphere_url = self.standin.base_url
 
+        # The CRMs' record-read APIs (deliver reads a contact when its events fall short).
+        self.crm = CrmStandIn(port=0)
+        self.crm.start()
+        self._stops.append(self.crm.stop)
+
         self.gateway = LocalGateway(self._invoke_receive, port=self.options.port)
         environment = {
             **function_environment(self.resources, "ReceiveFunction", PublicBaseUrl=self.gateway.url),
             **function_environment(self.resources, "DeliverFunction", SphereApiUrl=sphere_url),
+            "HUBSPOT_API_URL": self.crm.base_url,
             **self.options.environment,
         }
         os.environ.update(environment)

@@ -6,6 +6,7 @@ read (``devstack.crm_standin``); HubSpot reads contacts ``fetch-when-incomplete`
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -14,15 +15,13 @@ import boto3
 import pytest
 
 from devstack.crm import hubspot_event
-from devstack.crm_shapes import Crm
-from devstack.crm_standin import DEFAULT_TOKENS, CrmStandIn
+from devstack.crm_standin import CrmStandIn
 from devstack.pipeline import Pipeline
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
 from webhook_adapter import runtime
 from webhook_adapter.model import Status
 
 PORTAL = 62515
-SECRET_NAME = "crm-sphere-local/HubSpotApiTokenSecret"
 
 
 def now_ms() -> int:
@@ -33,10 +32,10 @@ def now_ms() -> int:
 def crm(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[CrmStandIn]:
     """HubSpot's contact read on the CRM stand-in; both functions read contacts when the events fall short."""
     with CrmStandIn(port=0) as standin:
+        # The token's secret is the local stack's (HubSpotApiTokenSecretArn): the template names it to deliver.
+        assert os.environ["HUBSPOT_API_TOKEN_SECRET_ID"]
         monkeypatch.setenv("HUBSPOT_READ_MODE", "fetch-when-incomplete")
         monkeypatch.setenv("HUBSPOT_API_URL", standin.base_url)
-        monkeypatch.setenv("HUBSPOT_API_TOKEN_SECRET_ID", SECRET_NAME)
-        boto3.client("secretsmanager").create_secret(Name=SECRET_NAME, SecretString=DEFAULT_TOKENS[Crm.HUBSPOT])
         runtime.reset()
         yield standin
 
@@ -190,7 +189,9 @@ def test_a_failed_read_is_retried_like_a_call_sphere_could_not_take(
         crm.drop_next(1)
     else:  # the private app's token was rotated: the stand-in wants the new one, Secrets Manager holds it
         crm.rotate_token("hubspot", "rotated-hubspot-token")
-        boto3.client("secretsmanager").put_secret_value(SecretId=SECRET_NAME, SecretString="rotated-hubspot-token")
+        boto3.client("secretsmanager").put_secret_value(
+            SecretId=os.environ["HUBSPOT_API_TOKEN_SECRET_ID"], SecretString="rotated-hubspot-token"
+        )
     known = hubspot_event(605, "sphere_customer_id", SEED_INDIVIDUAL_ID, occurred_at=at - 1000, portal_id=PORTAL)
     redacted = hubspot_event(605, "email", "REDACTED", occurred_at=at - 500, portal_id=PORTAL)
 
