@@ -1,12 +1,14 @@
 """Measure 4: what a million events cost, from the calls and bytes counted in a full in-process run.
 
-Two scenarios replay HubSpot traffic through both real handlers on moto and the stand-in:
-``single`` (contacts already known, one change per webhook) and ``batch`` (batches of 100
-events over 10 new contacts). Each runs twice in a fresh stack: once timed (durations less moto's
-own time, log bytes written to standard output, every AWS request and its 64 KB chunks, the event
-source mapping's receives and deletes, Sphere calls) and once metered (DynamoDB write units with
-``WriteMeter``, read units with ``ReadMeter``, item sizes), because the meters' own reads would
-otherwise be timed too. ``price`` turns the counts into dollars with ``bench.prices``.
+Three scenarios replay HubSpot traffic through both real handlers on moto and the stand-ins:
+``single`` (contacts already known, one change per webhook), ``batch`` (batches of 100 events over
+10 new contacts) and ``read`` (one redacted email per webhook, HubSpot read
+``fetch-when-incomplete``: each delivery reads the contact from the CRM stand-in first). Each runs
+twice in a fresh stack: once timed (durations less moto's own time, log bytes written to standard
+output, every AWS request and its 64 KB chunks, the event source mapping's receives and deletes,
+Sphere calls, CRM reads) and once metered (DynamoDB write units with ``WriteMeter``, read units with
+``ReadMeter``, item sizes), because the meters' own reads would otherwise be timed too. ``price``
+turns the counts into dollars with ``bench.prices``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from bench.local_aws import LocalAWS
 
-__all__ = ["CountingStdout", "collect"]
+__all__ = ["SCENARIOS", "CountingStdout", "collect"]
+
+SCENARIOS = ("single", "batch", "read")
 
 _CHUNK = 64 * 1024
 
@@ -57,6 +61,14 @@ def _traffic(stack: LocalAWS, name: str, rounds: int, contacts: range) -> int:
                 # Each step is delivered before a contact's next change arrives: one PATCH per change, as when
                 # webhooks trickle in (a backlog would coalesce a contact's changes into fewer PATCHes).
                 stack.drain()
+        elif name == "read":
+            for number in contacts:
+                at = 2_000 + round_number * 10
+                email = f"user{number}.{round_number}@example.com"
+                record = {"customer_id": customer_id(number), "email": email}
+                stack.crm.put_record("hubspot", str(number), record, modified_at_ms=at + 1)
+                stack.post(single_change(number, "email", "REDACTED", at=at))
+                events += 1
         else:
             first = 100 + round_number * 10
             for number in range(first, first + 10):
@@ -71,7 +83,7 @@ def _warm_up(stack: LocalAWS, name: str, contacts: range) -> None:
     """Traffic that is not counted: single changes' contacts learn their Sphere id; one batch warms caches."""
     from bench.workload import customer_id, hubspot_batch, single_change
 
-    if name == "single":
+    if name in {"single", "read"}:
         for number in contacts:
             stack.standin.add_customer(customer_id(number))
         stack.post([single_change(n, "sphere_customer_id", customer_id(n), at=1_000)[0] for n in contacts])
@@ -96,6 +108,7 @@ def _function_counts(stack: LocalAWS, function: str) -> dict[str, Any]:
         "moto_ms": sum(invocation.moto_ms for invocation in invocations),
         "log_bytes": sum(invocation.log_bytes for invocation in invocations),
         "sphere_calls": [invocation.sphere_calls for invocation in invocations],
+        "crm_reads": [invocation.crm_reads for invocation in invocations],
         "aws_calls": dict(calls),
         "aws_chunks": dict(chunks),
     }
@@ -133,7 +146,7 @@ def _units(stack: LocalAWS, name: str, rounds: int, contacts: range) -> dict[str
 
 
 def collect(options: dict[str, Any]) -> dict[str, Any]:
-    """Both scenarios, each in a fresh stack timed, then in another metered."""
+    """Every scenario, each in a fresh stack timed, then in another metered."""
     from bench.local_aws import local_aws
     from bench.moto_meter import MotoMeter
 
@@ -142,8 +155,9 @@ def collect(options: dict[str, Any]) -> dict[str, Any]:
     contacts = range(1, 1 + int(options["contacts"]))
     meter = MotoMeter.install()
     result: dict[str, Any] = {}
-    for name in ("single", "batch"):
-        with local_aws(meter) as stack:
+    for name in SCENARIOS:
+        environment = {"HUBSPOT_READ_MODE": "fetch-when-incomplete"} if name == "read" else {}
+        with local_aws(meter, environment=environment) as stack:
             _warm_up(stack, name, contacts)
             patches = len(stack.standin.patches())
             events = _traffic(stack, name, rounds, contacts)
@@ -152,12 +166,13 @@ def collect(options: dict[str, Any]) -> dict[str, Any]:
                 "webhooks": sum(1 for invocation in stack.invocations if invocation.function == "receive"),
                 "messages": stack.messages_delivered,
                 "sphere_calls": len(stack.standin.patches()) - patches,
+                "crm_reads": sum(invocation.crm_reads for invocation in stack.invocations),
                 "esm_requests": dict(stack.esm_requests),
                 "esm_chunks": sum(max(1, math.ceil(size / _CHUNK)) for size in stack.esm_payload_bytes),
                 "receive": _function_counts(stack, "receive"),
                 "deliver": _function_counts(stack, "deliver"),
             }
-        with local_aws(meter) as stack:
+        with local_aws(meter, environment=environment) as stack:
             _warm_up(stack, name, contacts)
             result[name]["units"] = _units(stack, name, rounds, contacts)
     return result

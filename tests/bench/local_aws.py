@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +27,7 @@ from moto import mock_aws
 
 from bench.moto_meter import MotoMeter
 from bench.workload import receive_event
+from devstack.crm_standin import CrmStandIn
 from devstack.lambda_events import LambdaContext, sqs_event, sqs_record
 from devstack.pipeline import PUBLIC_BASE_URL
 from devstack.resources import LOCAL_SECRETS, LocalResources, create_resources, function_environment
@@ -52,6 +53,8 @@ class Invocation:
     sphere_calls: int = 0
     moto_cpu_ms: float = 0.0
     """The CPU moto used in the threads that called it (what the wall would lose if AWS answered elsewhere)."""
+    crm_reads: int = 0
+    """Records the invocation read from the CRM stand-in."""
 
     @property
     def net_ms(self) -> float:
@@ -65,6 +68,7 @@ class LocalAWS:
 
     resources: LocalResources
     standin: SphereStandIn
+    crm: CrmStandIn
     sqs: Any
     meter: MotoMeter
     receive: Handler
@@ -80,6 +84,7 @@ class LocalAWS:
         self.meter.reset()
         logged = getattr(sys.stdout, "bytes_written", 0)
         patched = len(self.standin.patches())
+        read = len(self.crm.records_read("hubspot"))
         started = time.perf_counter()
         response = handler(event, context)
         wall = (time.perf_counter() - started) * 1000
@@ -94,6 +99,7 @@ class LocalAWS:
                 response,
                 len(self.standin.patches()) - patched,
                 self.meter.thread_cpu * 1000,
+                len(self.crm.records_read("hubspot")) - read,
             )
         )
         return response
@@ -213,11 +219,23 @@ def _moto_server() -> Iterator[str]:
         server.wait(timeout=10)
 
 
+def _restore(saved: Mapping[str, str | None]) -> None:
+    """Put variables back as they were (``None``: it was not set)."""
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @contextmanager
-def local_aws(meter: MotoMeter, *, remote: bool = False) -> Iterator[LocalAWS]:
-    """Moto with the template's resources and the stand-in, the functions' environment set, caches cleared.
+def local_aws(
+    meter: MotoMeter, *, remote: bool = False, environment: Mapping[str, str] | None = None
+) -> Iterator[LocalAWS]:
+    """Moto with the template's resources and the stand-ins, the functions' environment set, caches cleared.
 
     ``remote``: moto runs as a server in its own process (``AWS_ENDPOINT_URL`` points every client at it).
+    ``environment``: settings over the template's (``HUBSPOT_READ_MODE``), restored afterwards.
     """
     with ExitStack() as stack:
         if remote:
@@ -234,6 +252,7 @@ def local_aws(meter: MotoMeter, *, remote: bool = False) -> Iterator[LocalAWS]:
         else:
             stack.enter_context(mock_aws())
         standin = stack.enter_context(SphereStandIn(token=LOCAL_SECRETS["SphereTokenSecretArn"], port=0))
+        crm = stack.enter_context(CrmStandIn(port=0))
         session = boto3.session.Session()
         resources = create_resources(
             dynamodb=session.client("dynamodb"),
@@ -242,11 +261,16 @@ def local_aws(meter: MotoMeter, *, remote: bool = False) -> Iterator[LocalAWS]:
         )
         os.environ.update(function_environment(resources, "ReceiveFunction", PublicBaseUrl=PUBLIC_BASE_URL))
         os.environ.update(function_environment(resources, "DeliverFunction", SphereApiUrl=standin.base_url))
+        os.environ["HUBSPOT_API_URL"] = crm.base_url
+        saved = {name: os.environ.get(name) for name in environment or {}}
+        os.environ.update(environment or {})
+        stack.callback(_restore, saved)
         runtime.reset()
         try:
             yield LocalAWS(
                 resources=resources,
                 standin=standin,
+                crm=crm,
                 sqs=session.client("sqs"),
                 meter=meter,
                 receive=importlib.import_module("receive.app").lambda_handler,

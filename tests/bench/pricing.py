@@ -98,6 +98,8 @@ class Assumptions:
     )
     """In-region round trip per request, added to billed duration (the in-process run answers at once)."""
     sphere_latency_ms: float = 100.0
+    crm_latency_ms: float = 100.0
+    """A record read from a CRM's API (HubSpot's contact read), waited for before the Sphere call."""
     deliver_threads: int = field(default_factory=_deliver_threads)
     """Sphere calls one deliver invocation makes at once (its thread pool): calls in parallel wait together."""
     cold_start_share: float = 0.01
@@ -173,11 +175,21 @@ def _sphere_wait_ms(counted: dict[str, Any], *, high: bool) -> float:
     return float(sum(math.ceil(calls / threads) for calls in counted["deliver"]["sphere_calls"])) * latency
 
 
+def _read_wait_ms(counted: dict[str, Any], *, high: bool) -> float:
+    """Deliver's billed wait for the CRM's record reads, in rounds of ``deliver_threads`` as Sphere's calls."""
+    latency = ASSUMPTIONS.crm_latency_ms
+    reads = counted["deliver"].get("crm_reads", [])
+    if high:
+        return float(sum(reads)) * latency
+    threads = ASSUMPTIONS.deliver_threads
+    return float(sum(math.ceil(count / threads) for count in reads)) * latency
+
+
 def _duration(counted: dict[str, Any], *, high: bool) -> tuple[float, float]:
     """Both functions' billed GB-seconds and milliseconds; ``high`` scales CPU to each one's share of a vCPU."""
     receive_ms = _billed_ms(counted["receive"], ASSUMPTIONS.cpu_scale("receive") if high else 1.0)
     deliver_ms = _billed_ms(counted["deliver"], ASSUMPTIONS.cpu_scale("deliver") if high else 1.0)
-    deliver_ms += _sphere_wait_ms(counted, high=high)
+    deliver_ms += _sphere_wait_ms(counted, high=high) + _read_wait_ms(counted, high=high)
     return _gb_seconds("receive", receive_ms) + _gb_seconds("deliver", deliver_ms), receive_ms + deliver_ms
 
 
@@ -221,8 +233,13 @@ def price(counted: dict[str, Any], init_ms: dict[str, float]) -> list[CostLine]:
         low_gb_s * gb_s,
         high_gb_s * gb_s,
         f"{low_ms / counted['events']:.1f}–{high_ms / counted['events']:.1f} ms per event ({memory}), "
-        f"{counted['sphere_calls']} Sphere calls at {a.sphere_latency_ms:.0f} ms, "
-        f"{a.deliver_threads} at once per invocation (low)",
+        f"{counted['sphere_calls']} Sphere calls at {a.sphere_latency_ms:.0f} ms"
+        + (
+            f" and {counted['crm_reads']} CRM record reads at {a.crm_latency_ms:.0f} ms"
+            if counted.get("crm_reads")
+            else ""
+        )
+        + f", {a.deliver_threads} at once per invocation (low)",
     )
     share = a.cold_start_share
     init_low = share * (
