@@ -7,6 +7,7 @@ contact so one contact's changes are applied in order. Every event ends in one `
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated
 
@@ -16,6 +17,7 @@ __all__ = [
     "MAX_EPOCH_MS",
     "MAX_VALUE_CHARS",
     "TERMINAL_STATUSES",
+    "UNCARRIABLE_TEXT",
     "ContactChange",
     "ContactField",
     "FieldValue",
@@ -100,6 +102,11 @@ Far above any real email, phone or address part, and low enough that a contact's
 field's value, what Sphere accepted and what it refused: at most 4 bytes a character in UTF-8) stays
 a small fraction of DynamoDB's 400 KB item limit.
 """
+
+
+UNCARRIABLE_TEXT = re.compile("[\ud800-\udfff\ufffe\uffff]")
+"""Characters JSON can escape but nothing downstream carries: lone surrogates have no UTF-8 encoding
+(the queue message and the table item could not be written), and SQS refuses U+FFFE and U+FFFF."""
 
 
 type FieldValue = str | None

@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, Val
 
 from webhook_adapter.errors import CrmUnavailable
 from webhook_adapter.hubspot_properties import DEFAULT_FIELD_MAP
-from webhook_adapter.model import MAX_VALUE_CHARS, ContactField, FieldValue, ReadMode
+from webhook_adapter.model import MAX_VALUE_CHARS, UNCARRIABLE_TEXT, ContactField, FieldValue, ReadMode
 from webhook_adapter.readers.api import CrmApi, TokenSource, secret_token
 from webhook_adapter.records import CrmRecord, Reading
 from webhook_adapter.runtime import on_reset
@@ -79,11 +79,12 @@ def _value(raw: Any) -> FieldValue:
     """A property's value as a field value (empty text: none).
 
     Raises:
-        ValueError: not text, or longer than ``MAX_VALUE_CHARS``: the field is left as the events had it.
+        ValueError: not text, longer than ``MAX_VALUE_CHARS``, or text nothing downstream can store (a lone
+            surrogate, U+FFFE/U+FFFF): the field is left as the events had it.
     """
     if raw is None:
         return None
-    if not isinstance(raw, str) or len(text := raw.strip()) > MAX_VALUE_CHARS:
+    if not isinstance(raw, str) or len(text := raw.strip()) > MAX_VALUE_CHARS or UNCARRIABLE_TEXT.search(text):
         raise ValueError("not a value the adapter passes on")
     return text or None
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -12,7 +11,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from webhook_adapter.errors import InvalidPayload, UnsupportedMediaType
-from webhook_adapter.model import MAX_VALUE_CHARS, SourceEvent
+from webhook_adapter.model import MAX_VALUE_CHARS, UNCARRIABLE_TEXT, SourceEvent
 from webhook_adapter.settings import field_map_or
 
 __all__ = [
@@ -42,9 +41,6 @@ MAX_INTEGER_DIGITS = 64
 Bounded before conversion: Python refuses to convert more than 4,300 digits (a ``ValueError`` no
 JSON error handler expects), and converting fewer still costs quadratic time.
 """
-_UNCARRIABLE_TEXT = re.compile("[\ud800-\udfff\ufffe\uffff]")
-"""Characters JSON can escape but nothing downstream carries: lone surrogates have no UTF-8 encoding
-(the queue message and the table item could not be written), and SQS refuses U+FFFE and U+FFFF."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +180,7 @@ def _checked(value: Any, level: int, pending: list[tuple[_Node, int]]) -> Any:
     """``value`` itself, queued for a visit when it is a container; a marker when it is uncarriable text."""
     if isinstance(value, (dict, list)):
         pending.append((value, level))
-    elif isinstance(value, str) and _UNCARRIABLE_TEXT.search(value):
+    elif isinstance(value, str) and UNCARRIABLE_TEXT.search(value):
         return _UNCARRIABLE
     return value
 
