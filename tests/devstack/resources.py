@@ -51,10 +51,11 @@ _KITS = [vendor(source) for source in VENDORS]
 LOCAL_SECRETS = {
     "SphereTokenSecretArn": "local-sphere-token",
     "HubSpotApiTokenSecretArn": DEFAULT_TOKENS[Crm.HUBSPOT],
+    "AttioApiTokenSecretArn": DEFAULT_TOKENS[Crm.ATTIO],
     **{kit.secret_parameter: kit.local_secret for kit in _KITS},
 }
 """Default values of the secrets the template takes as ARN parameters (override per run): every source is on, and
-HubSpot contacts can be read from the CRM stand-in."""
+HubSpot contacts and Attio people can be read from the CRM stand-in."""
 
 SECRET_VARIABLES = {kit.secret_parameter: kit.secret_variable for kit in _KITS}
 """The environment variables that override the local signing secrets (``make run``, ``make events``)."""

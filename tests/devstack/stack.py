@@ -233,6 +233,7 @@ class LocalStack:
             **function_environment(self.resources, "ReceiveFunction", PublicBaseUrl=self.gateway.url),
             **function_environment(self.resources, "DeliverFunction", SphereApiUrl=sphere_url),
             "HUBSPOT_API_URL": self.crm.base_url,
+            "ATTIO_API_URL": self.crm.base_url,
             **self.options.environment,
         }
         os.environ.update(environment)

@@ -16,6 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from devstack.cfn_yaml import load_template, parse_template
+from webhook_adapter.readers.attio import AttioReadConfig
 from webhook_adapter.readers.hubspot import HubSpotReadConfig
 from webhook_adapter.settings import DeliverSettings, ReceiveSettings, env_prefix
 
@@ -373,6 +374,7 @@ def test_deliver_may_poll_back_off_record_and_read_the_api_tokens_only(template:
         "secretsmanager:GetSecretValue": [
             {"Ref": "SphereTokenSecretArn"},
             {"Fn::If": ["HasHubSpotApiToken", {"Ref": "HubSpotApiTokenSecretArn"}, {"Ref": "AWS::NoValue"}]},
+            {"Fn::If": ["HasAttioApiToken", {"Ref": "AttioApiTokenSecretArn"}, {"Ref": "AWS::NoValue"}]},
         ],
     }
 
@@ -726,7 +728,12 @@ def test_no_variable_is_set_that_nothing_reads(
     ]
     prefixes = tuple(f"{env_prefix(name)}_" for name in sources)
     # Deliver reads each reader source's read settings: those names exactly.
-    readers = {f"HUBSPOT_{field.upper()}" for field in HubSpotReadConfig.model_fields} if not sources else set()
+    configs: dict[str, type[BaseModel]] = {"HUBSPOT": HubSpotReadConfig, "ATTIO": AttioReadConfig}
+    readers = (
+        {f"{prefix}_{field.upper()}" for prefix, config in configs.items() for field in config.model_fields}
+        if not sources
+        else set()
+    )
 
     # Then every variable is a setting, a source's setting or Powertools' (a misspelt name would be silently ignored)
     unknown = {

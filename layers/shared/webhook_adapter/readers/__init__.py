@@ -17,6 +17,7 @@ __all__ = ["READER_MODULES", "reading"]
 
 READER_MODULES = {
     "hubspot": "webhook_adapter.readers.hubspot",
+    "attio": "webhook_adapter.readers.attio",
 }
 """Source name to the module whose ``build(settings)`` returns its read mode and reader."""
 
