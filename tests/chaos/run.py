@@ -21,9 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.traffic import ChaosContact, CrmClient, Traffic, event_counter
+from chaos.traffic import TIME_BASE_MS, ChaosContact, CrmClient, Traffic, event_counter
 from chaos.verdict import Verdict, applied_values, judge, read_outcomes
-from devstack.sphere_faults import APPLIED_THEN_FAILED
+from devstack.sphere_faults import APPLIED_THEN_FAILED, FaultKind
 from devstack.stack import LocalStack, StackOptions
 from devstack.vendors import VENDORS
 
@@ -36,7 +36,11 @@ STACK_ENVIRONMENT = {
     "SPHERE_TIMEOUT_SECONDS": "1",
     "SPHERE_CONNECT_TIMEOUT_SECONDS": "1",
     "POWERTOOLS_LOG_LEVEL": "CRITICAL",
+    # Every HubSpot delivery reads the contact first, from a CRM stand-in failing like Sphere's (issue 13).
+    "HUBSPOT_READ_MODE": "always-fetch",
 }
+READ_FAULTS = (FaultKind.RATE_LIMITED, FaultKind.SERVER_ERROR, FaultKind.UNAVAILABLE, FaultKind.TIMEOUT, FaultKind.DROP)
+"""What a failing record read meets: the transient faults of a GET (nothing to apply)."""
 STANDIN_TIMEOUT_SECONDS = 1.5
 """How long a ``timeout`` fault holds a call: past the deliver function's 1 s client timeout."""
 BACKLOG_CHECK_EVERY = 10
@@ -120,6 +124,9 @@ class ChaosReport:
     total_seconds: float
     judge_seconds: float
     contacts: list[ChaosContact] = field(default_factory=list)
+    crm_reads: int = 0
+    """HubSpot contacts read from the CRM stand-in (answered 200)."""
+    crm_faults: dict[str, int] = field(default_factory=dict)
 
     def text(self) -> str:
         """The counts, one line each, then every kind of violation with its first instances."""
@@ -144,6 +151,8 @@ class ChaosReport:
             f"  sphere      {sum(self.patches.values())} PATCHes: "
             + ", ".join(f"{status} {count}" for status, count in self.patches.most_common())
             + f"; {self.fault_counts.get(APPLIED_THEN_FAILED, 0)} applied then failed; faults: {faults}",
+            f"  crm reads   {self.crm_reads} HubSpot contacts read; faults: "
+            + (", ".join(f"{kind} {count}" for kind, count in sorted(self.crm_faults.items())) or "none"),
             f"  retries     {verdict.events_retried} events retried, {verdict.retry_entries} retries recorded, "
             f"{self.failed_items} batch items reported failed in {self.batches} batches, {self.skipped_items} of "
             f"them skipped behind a failed change of their contact; {verdict.reapplied_after_lost_answer} values "
@@ -214,6 +223,20 @@ def run_chaos(settings: ChaosSettings) -> ChaosReport:
         ]
         for contact in contacts:
             standin.add_customer(contact.customer_id)
+        assert stack.crm is not None
+        for contact in contacts:
+            if contact.source == "hubspot":
+                # HubSpot's record as of before the load: its reads never win over a change, only exercise the path.
+                stack.crm.put_record(
+                    "hubspot", str(contact.number), {"customer_id": contact.customer_id}, modified_at_ms=TIME_BASE_MS
+                )
+        stack.crm.set_failure_rate(
+            settings.failure_rate,
+            seed=settings.seed,
+            kinds=READ_FAULTS,
+            retry_after=1,
+            timeout_seconds=STANDIN_TIMEOUT_SECONDS,
+        )
         standin.set_failure_rate(
             settings.failure_rate, seed=settings.seed, retry_after=1, timeout_seconds=STANDIN_TIMEOUT_SECONDS
         )
@@ -269,6 +292,8 @@ def run_chaos(settings: ChaosSettings) -> ChaosReport:
             dead_letter_messages=dead_letter_messages,
             patches=patches,
             fault_counts=standin.fault_counts,
+            crm_reads=len(stack.crm.records_read("hubspot")),
+            crm_faults=stack.crm.fault_counts,
             batches=progress.batches,
             failed_items=progress.failed_items,
             skipped_items=progress.skipped_items,

@@ -28,6 +28,7 @@ from webhook_adapter.model import ContactField
 __all__ = [
     "FIELDS",
     "PORTAL",
+    "TIME_BASE_MS",
     "Change",
     "ChaosContact",
     "CrmClient",
