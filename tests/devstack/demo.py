@@ -54,7 +54,7 @@ class OutcomePrinter:
                 item = stack.store.get_event(change.source, event.contact_id, event.key) or {}
                 status = item.get("status", "?")
                 detail = item.get("reason") or (item.get("sphere") or {}).get("updated_at") or ""
-                fields = ",".join(str(name) for name in event.changes)
+                fields = ",".join(str(name) for name in event.changes) or "-"  # "-": ids only (Attio's events)
                 self.say(
                     f"  deliver  {change.source:8} contact {change.contact_id:14} {fields:28} {status:11} {detail}"
                 )
