@@ -1,17 +1,20 @@
-"""Signature schemes: HubSpot v3, HubSpot v1/v2 (legacy) and Standard Webhooks, each failing closed."""
+"""Signature schemes: HubSpot v3, HubSpot v1/v2 (legacy), Standard Webhooks and Attio, each failing closed."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 
 import pytest
 
 from webhook_adapter.errors import SignatureError
 from webhook_adapter.signatures import (
     SIGNATURE_TOLERANCE_SECONDS,
+    sign_attio,
     sign_hubspot_v3,
     sign_standard_webhook,
+    verify_attio,
     verify_hubspot_legacy,
     verify_hubspot_v3,
     verify_standard_webhook,
@@ -656,3 +659,74 @@ def test_hubspot_signatures_refuse_text_that_has_no_bytes(part: str) -> None:
         verify_hubspot_v3(**request, body=BODY, signature=hubspot_v3(), timestamp=NOW_MS, now=NOW)
     with pytest.raises(SignatureError, match="not valid text"):
         verify_hubspot_legacy(**request, version="v2", body=BODY, signature=legacy_signature("v2"))
+
+
+# --- Attio -------------------------------------------------------------------------------------
+
+ATTIO_SECRET = "attio-test-webhook-secret-0001"
+OTHER_ATTIO_SECRET = "attio-test-webhook-secret-0002"
+ATTIO_BODY = b'{"webhook_id":"w","events":[{"event_type":"record.updated","id":{"workspace_id":"ws"}}]}'
+
+
+def test_attio_signature_is_the_hex_hmac_sha256_of_the_raw_body_keyed_with_the_secret() -> None:
+    # Given Attio's documented scheme, computed independently
+    expected = hmac.new(ATTIO_SECRET.encode(), ATTIO_BODY, hashlib.sha256).hexdigest()
+
+    # Then sign_attio gives the same, and it verifies
+    assert sign_attio(secret=ATTIO_SECRET, body=ATTIO_BODY) == expected
+    verify_attio(secrets=[ATTIO_SECRET], signature=expected, body=ATTIO_BODY)
+
+
+def test_attio_accepts_upper_case_hex_and_surrounding_spaces() -> None:
+    # Given the right signature written in capitals, with a trailing space
+    signature = sign_attio(secret=ATTIO_SECRET, body=ATTIO_BODY).upper() + " "
+
+    # When verified, Then it is accepted
+    verify_attio(secrets=[ATTIO_SECRET], signature=signature, body=ATTIO_BODY)
+
+
+@pytest.mark.parametrize("secrets", [[OTHER_ATTIO_SECRET, ATTIO_SECRET], [ATTIO_SECRET, OTHER_ATTIO_SECRET]])
+def test_attio_accepts_either_secret_during_a_rotation(secrets: list[str]) -> None:
+    # Given the old and the new secret configured, in either order
+    # When a request signed with one of them is verified, Then it is accepted
+    verify_attio(secrets=secrets, signature=sign_attio(secret=ATTIO_SECRET, body=ATTIO_BODY), body=ATTIO_BODY)
+
+
+@pytest.mark.parametrize(
+    ("signature", "body", "cause"),
+    [
+        (sign_attio(secret=OTHER_ATTIO_SECRET, body=ATTIO_BODY), ATTIO_BODY, "does not match"),
+        (sign_attio(secret=ATTIO_SECRET, body=ATTIO_BODY), ATTIO_BODY + b" ", "does not match"),
+        (sign_attio(secret=ATTIO_SECRET, body=ATTIO_BODY)[:-2], ATTIO_BODY, "does not match"),
+        (None, ATTIO_BODY, "missing Attio-Signature"),
+        ("", ATTIO_BODY, "missing Attio-Signature"),
+        (UNENCODABLE, ATTIO_BODY, "not base64 or hex"),
+    ],
+    ids=["another secret", "body changed", "truncated", "absent", "empty", "not ASCII"],
+)
+def test_attio_refuses_a_signature_that_is_wrong_missing_or_malformed(
+    signature: str | None, body: bytes, cause: str
+) -> None:
+    # Given a request whose signature is not the secret's over these bytes
+    # When verified, Then it is refused with the named cause, never the secret
+    with pytest.raises(SignatureError, match=cause) as caught:
+        verify_attio(secrets=[ATTIO_SECRET], signature=signature, body=body)
+    assert_not_leaked(caught.value, ATTIO_SECRET)
+
+
+@pytest.mark.parametrize("secrets", [[], [""], ["", ""]])
+def test_attio_fails_closed_without_a_secret(secrets: list[str]) -> None:
+    # Given no usable secret
+    # When verified, Then it is refused
+    with pytest.raises(SignatureError, match="no verification secret"):
+        verify_attio(secrets=secrets, signature=sign_attio(secret=ATTIO_SECRET, body=ATTIO_BODY), body=ATTIO_BODY)
+
+
+def test_attio_skips_a_secret_without_bytes_and_still_accepts_the_valid_one() -> None:
+    # Given a rotation where one configured value is not text (a lone surrogate) and the other is right
+    signature = sign_attio(secret=ATTIO_SECRET, body=ATTIO_BODY)
+
+    # When verified, Then the valid secret is accepted; alone, the broken one is the named cause
+    verify_attio(secrets=[UNENCODABLE, ATTIO_SECRET], signature=signature, body=ATTIO_BODY)
+    with pytest.raises(SignatureError, match="not text"):
+        verify_attio(secrets=[UNENCODABLE], signature=signature, body=ATTIO_BODY)

@@ -18,9 +18,11 @@ from webhook_adapter.errors import CredentialsError, SignatureError
 __all__ = [
     "HUBSPOT_URI_ESCAPES",
     "SIGNATURE_TOLERANCE_SECONDS",
+    "sign_attio",
     "sign_close",
     "sign_hubspot_v3",
     "sign_standard_webhook",
+    "verify_attio",
     "verify_close",
     "verify_credential",
     "verify_hubspot_legacy",
@@ -286,6 +288,42 @@ def verify_close(*, keys: Iterable[str], timestamp: str | None, signature: str |
         raise SignatureError("the configured Close signature keys are not hex")
     if not _matches_any(expected, [given]):
         raise SignatureError("close-sig-hash does not match the request")
+
+
+def sign_attio(*, secret: str, body: bytes) -> str:
+    """Attio's ``Attio-Signature`` for this body: hex HMAC-SHA256 keyed with the webhook's secret as text (UTF-8).
+
+    Raises:
+        SignatureError: the secret is not text (a lone surrogate has no bytes).
+    """
+    return hmac.new(_utf8(secret, "the configured secret"), body, hashlib.sha256).hexdigest()
+
+
+def verify_attio(*, secrets: Iterable[str], signature: str | None, body: bytes) -> None:
+    """Verify an Attio webhook: ``Attio-Signature`` is the hex HMAC-SHA256 of the raw body, with no timestamp.
+
+    Nothing in the signature dates the request, so it cannot stop a replay: the ``Idempotency-Key`` dedup does
+    (a replayed request is a duplicate). Several secrets allow a rotation; one match is enough.
+
+    Raises:
+        SignatureError: no secret is configured, the header is missing or not hex text, or no secret matches.
+    """
+    configured = [secret for secret in secrets if secret]
+    if not configured:
+        raise SignatureError("no verification secret is configured")
+    if not signature:
+        raise SignatureError("missing Attio-Signature header")
+    given = _ascii(signature.strip().lower(), "Attio-Signature")
+    expected = []
+    for secret in configured:
+        try:
+            expected.append(sign_attio(secret=secret, body=body).encode())
+        except SignatureError:
+            continue  # one malformed secret during a rotation must not lock out the valid one
+    if not expected:
+        raise SignatureError("the configured Attio secrets are not text")
+    if not _matches_any(expected, [given]):
+        raise SignatureError("Attio-Signature does not match the request")
 
 
 def verify_credential(*, given: str | None, secrets: Iterable[str], what: str) -> None:

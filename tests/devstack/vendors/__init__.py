@@ -26,6 +26,7 @@ _MODULES = {
     "close": "devstack.vendors.close",
     "dataverse": "devstack.vendors.dataverse",
     "salesforce": "devstack.vendors.salesforce",
+    "attio": "devstack.vendors.attio",
 }
 
 
@@ -60,6 +61,9 @@ class SampleExpectation:
     """The sample's event ids, when they are fixed (a v1 Pipedrive event's id is a digest of its body)."""
     event_count: int = 0
     """How many events the sample queues for delivery, when ``event_ids`` cannot say."""
+    delivered: bool = True
+    """Whether the sample reaches Sphere. ``False``: its events need a read of the CRM's record that the source
+    cannot make yet (Attio's ids-only events), so they end ``incomplete`` and nothing is sent."""
 
     @property
     def queued(self) -> int:

@@ -22,6 +22,7 @@ SOURCE_MODULES = {
     "close": "webhook_adapter.sources.close",
     "dataverse": "webhook_adapter.sources.dataverse",
     "salesforce": "webhook_adapter.sources.salesforce",
+    "attio": "webhook_adapter.sources.attio",
 }
 """Route name (``POST /webhooks/{name}``) to the module whose ``build()`` returns the source."""
 
