@@ -30,6 +30,5 @@ def test_the_demo_settles_every_event_and_prints_each_outcome() -> None:
     assert '"duplicates": [' in text  # HubSpot's retry
     delivered = [line.split() for line in lines if line.startswith("  deliver")]
     statuses = {tokens[5] for tokens in delivered}  # deliver, source, "contact", id, fields, status, detail
-    # (Attio's sample names the record only: incomplete until the source reads Attio's records)
-    assert statuses == {"delivered", "superseded", "unmapped", "rejected", "incomplete"}
+    assert statuses == {"delivered", "superseded", "unmapped", "rejected"}
     assert "customer/business-not-supported" in text

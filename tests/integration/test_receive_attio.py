@@ -2,7 +2,7 @@
 
 Each test posts what Attio (or an impostor) sends to ``POST /webhooks/attio`` and checks what Attio needs (a 2xx,
 JSON errors otherwise), what Sphere receives, and what the table records. Attio's events name the record only:
-until the source has a reader of Attio's records, a person's event ends ``incomplete`` and Sphere gets nothing.
+deliver reads each person from Attio's records API (the CRM stand-in here), then sends what it holds.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 
+from devstack.crm_standin import CrmStandIn
 from devstack.lambda_events import LambdaContext, webhook_event
 from devstack.pipeline import Answer, Pipeline
 from devstack.resources import LOCAL_SECRETS
@@ -39,6 +41,15 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+@pytest.fixture(autouse=True)
+def crm(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[CrmStandIn]:
+    """Attio's records API on the CRM stand-in (the local secrets hold its token)."""
+    with CrmStandIn(port=0) as standin:
+        monkeypatch.setenv("ATTIO_API_URL", standin.base_url)
+        runtime.reset()
+        yield standin
+
+
 def recorded(pipeline: Pipeline, contact_id: str, key: str) -> dict[str, Any]:
     item = pipeline.store.get_event("attio", contact_id, key)
     assert item is not None
@@ -60,29 +71,48 @@ def delivery(*events: Any, key: str = "delivery-0001") -> VendorRequest:
 # ------------------------------------------------------------------------------------------------ the sample
 
 
-def test_the_documented_record_update_is_acknowledged_and_recorded_incomplete_until_attio_is_read(
-    pipeline: Pipeline,
+def test_the_documented_record_update_is_read_from_attio_and_becomes_the_persons_patch(
+    pipeline: Pipeline, crm: CrmStandIn
 ) -> None:
-    # Given Attio's documented record.updated of a person, signed with the webhook's secret
+    assert pipeline.standin is not None
+    # Given Attio's documented record.updated of a person, signed with the webhook's secret, and the person in Attio
     request = VENDOR.sample(secret=SECRET, base_url="", now_ms=now_ms())
     expected = VENDOR.sample_expectation()
+    assert expected.crm_record is not None
+    name, record_id, values = expected.crm_record
+    crm.put_record(name, record_id, values, modified_at_ms=now_ms() - 1000)
 
     # When Attio posts it
     answer = pipeline.send(request)
 
     # Then it is acknowledged with its event id (Idempotency-Key and index), and queued under the person
     assert answer.status == 202
-    assert VENDOR.acknowledged(answer.status, answer.headers, json.dumps(answer.body).encode())
     assert answer.body == {"accepted": list(expected.event_ids), "duplicates": []}
     assert expected.queued == pipeline.queued_messages() == 1
 
-    # And once deliver has run, the event is incomplete saying the record was not read, and Sphere got nothing
+    # And once deliver has read the person from Attio, Sphere got its values and the event is delivered
     pipeline.drain()
+    assert len(crm.records_read("attio")) == 1
+    assert [patch.body for patch in pipeline.standin.patches(expected.customer_id)] == [expected.patch]
     item = recorded(pipeline, expected.contact_id, expected.event_ids[0])
+    assert item["status"] == "delivered"
+    assert item["reason"] == "completed by reading the CRM's record (thin)"
+
+
+def test_a_person_attio_no_longer_has_ends_incomplete_saying_so(pipeline: Pipeline) -> None:
+    assert pipeline.standin is not None
+    # Given a record.updated of a person Attio has no record of (deleted since)
+    request = delivery(record_event("record.updated", PERSON), key="delivery-gone")
+
+    # When it is received and delivered
+    pipeline.send(request)
+    pipeline.drain()
+
+    # Then the event is incomplete, saying the record is gone, and Sphere got nothing
+    item = recorded(pipeline, f"{WORKSPACE_ID}:{PERSON}", "delivery-gone:0")
     assert item["status"] == "incomplete"
-    assert item["reason"] == "the CRM's record must be read (thin) and was not: this source reads no records"
+    assert item["reason"] == "the CRM's record must be read (thin) and was not: the CRM no longer has this record"
     assert pipeline.standin.requests == []
-    assert not expected.delivered
 
 
 def test_a_retried_delivery_is_a_duplicate(pipeline: Pipeline) -> None:
@@ -130,7 +160,7 @@ def test_a_delivery_of_several_events_queues_each_person_and_settles_the_rest(pi
     assert refused["status"] == "refused"
     assert "record_id" in refused["reason"]
 
-    # And after delivery both people's events are incomplete, and Sphere got nothing
+    # And after delivery each person was read from Attio (neither is there any more: both end incomplete)
     pipeline.drain()
     for contact, key in ((PERSON, "delivery-0002:0"), (OTHER_PERSON, "delivery-0002:4")):
         assert recorded(pipeline, f"{WORKSPACE_ID}:{contact}", key)["status"] == "incomplete"

@@ -61,9 +61,9 @@ class SampleExpectation:
     """The sample's event ids, when they are fixed (a v1 Pipedrive event's id is a digest of its body)."""
     event_count: int = 0
     """How many events the sample queues for delivery, when ``event_ids`` cannot say."""
-    delivered: bool = True
-    """Whether the sample reaches Sphere. ``False``: its events need a read of the CRM's record that the source
-    cannot make yet (Attio's ids-only events), so they end ``incomplete`` and nothing is sent."""
+    crm_record: tuple[str, str, Mapping[str, str | None]] | None = None
+    """The record the CRM holds for the sample, which deliver reads (ids-only sources such as Attio): the CRM's name
+    on the read stand-in, the record id, and its values by contact field."""
 
     @property
     def queued(self) -> int:

@@ -152,13 +152,33 @@ class AttioWorkspace:
         return signed_request(json.dumps(document).encode(), secret=secret, idempotency_key=_SAMPLE_DELIVERY)
 
     def sample_expectation(self) -> SampleExpectation:
-        # The event asks for a read of the record: until the source reads Attio's API it ends incomplete, unsent.
+        # The event names the record only: deliver reads it from Attio (the CRM stand-in holds it), then sends it.
+        record = {
+            "customer_id": SEED_INDIVIDUAL_ID,
+            "email": "ada.lovelace@example.com",
+            "phone": "+1 312 555 0142",
+            "line1": "233 S Wacker Dr",
+            "city": "Chicago",
+            "state": "IL",
+            "postal_code": "60606",
+            "country": "US",
+        }
         return SampleExpectation(
             contact_id=f"{WORKSPACE_ID}:{_SAMPLE_RECORD}",
             customer_id=SEED_INDIVIDUAL_ID,
-            patch={},
+            patch={
+                "email": "ada.lovelace@example.com",
+                "phone": "+13125550142",
+                "address": {
+                    "line1": "233 S Wacker Dr",
+                    "city": "Chicago",
+                    "state": "IL",
+                    "postalCode": "60606",
+                    "country": "USA",
+                },
+            },
             event_ids=(f"{_SAMPLE_DELIVERY}:0",),
-            delivered=False,
+            crm_record=("attio", _SAMPLE_RECORD, record),
         )
 
     def acknowledged(self, status: int, headers: Mapping[str, str], body: bytes) -> bool:
