@@ -204,3 +204,56 @@ def test_a_failed_read_is_retried_like_a_call_sphere_could_not_take(
     assert patch.body is not None
     assert patch.body["email"] == "ada@example.com"
     assert pipeline.event("hubspot", key_of(redacted))["status"] == Status.DELIVERED
+
+
+HOSTILE_ANSWERS: dict[str, Any] = {
+    "a JSON array": [{"id": "606"}],
+    "properties that are not an object": {"id": "606", "properties": ["email"], "updatedAt": "2026-11-26T05:00:00Z"},
+    "no modification time": {"id": "606", "properties": {"email": "x@example.com"}},
+    "a modification time that is no time": {"id": "606", "properties": {}, "updatedAt": "yesterday"},
+}
+
+
+@pytest.mark.parametrize("answer", sorted(HOSTILE_ANSWERS))
+def test_a_read_answered_with_something_that_is_no_contact_is_retried_then_dead_lettered_never_sent(
+    pipeline: Pipeline, crm: CrmStandIn, monkeypatch: pytest.MonkeyPatch, answer: str
+) -> None:
+    assert pipeline.standin is not None
+    # Given HubSpot answering the contact read with something that is not a contact, and two attempts allowed
+    monkeypatch.setenv("MAX_RECEIVE_COUNT", "2")
+    runtime.reset()
+    crm.put_raw("hubspot", "606", HOSTILE_ANSWERS[answer])
+    redacted = hubspot_event(606, "email", "REDACTED", occurred_at=now_ms() - 1000, portal_id=PORTAL)
+
+    # When it is received and delivered, retries included
+    pipeline.post_hubspot([redacted])
+    pipeline.drain(timeout=30)
+
+    # Then nothing reached Sphere, and the event ended dead-lettered naming HubSpot's answer, not a crash
+    assert pipeline.standin.patches() == []
+    item = pipeline.event("hubspot", key_of(redacted))
+    assert item["status"] == Status.DEAD_LETTERED
+    assert "HubSpot" in item["reason"]
+
+
+def test_values_of_a_read_that_cannot_be_carried_are_left_out_and_the_rest_is_sent(
+    pipeline: Pipeline, crm: CrmStandIn
+) -> None:
+    assert pipeline.standin is not None
+    # Given HubSpot answering with a customer id, an email over the length cap and a city with a noncharacter
+    properties = {
+        "sphere_customer_id": SEED_INDIVIDUAL_ID,
+        "email": "a" * 2000,
+        "city": "Ber\uffffin",
+        "phone": "+1 312 555 0100",
+    }
+    crm.put_raw("hubspot", "607", {"id": "607", "properties": properties, "updatedAt": "2026-01-01T00:00:00Z"})
+    redacted = hubspot_event(607, "email", "REDACTED", occurred_at=1_700_000_000_000, portal_id=PORTAL)
+
+    # When delivered
+    pipeline.post_hubspot([redacted])
+    pipeline.drain()
+
+    # Then only what can be carried was sent
+    [patch] = pipeline.standin.patches(SEED_INDIVIDUAL_ID)
+    assert patch.body == {"phone": "+13125550100"}
