@@ -11,21 +11,48 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import httpx
 
 from webhook_adapter.errors import CrmUnavailable
+from webhook_adapter.model import MAX_VALUE_CHARS, UNCARRIABLE_TEXT, FieldValue
 from webhook_adapter.secrets import read_secret
 from webhook_adapter.sphere import parse_retry_after
 
-__all__ = ["CrmApi", "TokenSource", "secret_token"]
+__all__ = ["CrmApi", "TokenSource", "iso_epoch_ms", "read_text", "secret_token"]
 
 _UNAUTHORIZED = 401
 _NOT_FOUND = 404
 
 type TokenSource = Callable[[bool], str]
 """Returns the API token; called with ``True`` to bypass the cache after a 401."""
+
+
+def iso_epoch_ms(text: Any) -> int | None:
+    """An ISO 8601 time with a zone as epoch milliseconds; ``None`` for anything else (no zone: no time)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int(moment.timestamp() * 1000) if moment.tzinfo is not None else None
+
+
+def read_text(raw: Any) -> FieldValue:
+    """A value read from a CRM as a field value (empty text: none).
+
+    Raises:
+        ValueError: not text, longer than ``MAX_VALUE_CHARS``, or text nothing downstream can store (a lone
+            surrogate, U+FFFE/U+FFFF): the reader leaves the field as the events had it.
+    """
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or len(text := raw.strip()) > MAX_VALUE_CHARS or UNCARRIABLE_TEXT.search(text):
+        raise ValueError("not a value the adapter passes on")
+    return text or None
 
 
 def secret_token(secret_id: str, *, max_age: int) -> TokenSource:

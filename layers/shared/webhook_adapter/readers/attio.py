@@ -11,14 +11,13 @@ modification time: the newest ``active_from`` among the values read (else ``crea
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
 from webhook_adapter.errors import CrmUnavailable
-from webhook_adapter.model import MAX_VALUE_CHARS, UNCARRIABLE_TEXT, ContactField, FieldValue, ReadMode
-from webhook_adapter.readers.api import CrmApi, TokenSource, secret_token
+from webhook_adapter.model import ContactField, FieldValue, ReadMode
+from webhook_adapter.readers.api import CrmApi, TokenSource, iso_epoch_ms, read_text, secret_token
 from webhook_adapter.records import CrmRecord, Reading
 from webhook_adapter.runtime import on_reset
 from webhook_adapter.settings import DeliverSettings, load_prefixed
@@ -68,35 +67,12 @@ class _Answer(BaseModel):
     data: _Record
 
 
-def _epoch_ms(text: Any) -> int | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return int(moment.timestamp() * 1000) if moment.tzinfo is not None else None
-
-
 def _active(values: Mapping[str, Any], attribute: str) -> list[Mapping[str, Any]]:
     """The attribute's active value objects (a list that is not one reads as none)."""
     entries = values.get(attribute)
     if not isinstance(entries, list):
         return []
     return [entry for entry in entries if isinstance(entry, Mapping) and entry.get("active_until") is None]
-
-
-def _text(raw: Any) -> FieldValue:
-    """A value's text (empty: none).
-
-    Raises:
-        ValueError: not text, longer than ``MAX_VALUE_CHARS``, or text nothing downstream can store.
-    """
-    if raw is None:
-        return None
-    if not isinstance(raw, str) or len(text := raw.strip()) > MAX_VALUE_CHARS or UNCARRIABLE_TEXT.search(text):
-        raise ValueError("not a value the adapter passes on")
-    return text or None
 
 
 def _pick(entries: Sequence[Mapping[str, Any]], *keys: str) -> Any:
@@ -139,8 +115,8 @@ class AttioReader:
             self.config.customer_id_attribute: _active(record.values, self.config.customer_id_attribute),
         }
         values = self._values(found)
-        times = [_epoch_ms(entry.get("active_from")) for entries in found.values() for entry in entries]
-        modified = max((time for time in times if time is not None), default=None) or _epoch_ms(record.created_at)
+        times = [iso_epoch_ms(entry.get("active_from")) for entries in found.values() for entry in entries]
+        modified = max((time for time in times if time is not None), default=None) or iso_epoch_ms(record.created_at)
         if modified is None:
             raise CrmUnavailable("Attio's record carries no time to date its values (active_from, created_at)")
         return CrmRecord(contact_id=contact_id, values=values, modified_at=modified)
@@ -159,7 +135,7 @@ class AttioReader:
         values: dict[ContactField, FieldValue] = {}
         for field, value in raw.items():
             try:
-                values[field] = _text(value)
+                values[field] = read_text(value)
             except ValueError:
                 continue
         return values

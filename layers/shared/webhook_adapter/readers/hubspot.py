@@ -9,15 +9,14 @@ record's last modification, which dates every value read.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
 from webhook_adapter.errors import CrmUnavailable
 from webhook_adapter.hubspot_properties import DEFAULT_FIELD_MAP
-from webhook_adapter.model import MAX_VALUE_CHARS, UNCARRIABLE_TEXT, ContactField, FieldValue, ReadMode
-from webhook_adapter.readers.api import CrmApi, TokenSource, secret_token
+from webhook_adapter.model import ContactField, FieldValue, ReadMode
+from webhook_adapter.readers.api import CrmApi, TokenSource, iso_epoch_ms, read_text, secret_token
 from webhook_adapter.records import CrmRecord, Reading
 from webhook_adapter.runtime import on_reset
 from webhook_adapter.settings import DeliverSettings, field_map_or, load_prefixed
@@ -65,30 +64,6 @@ def contact_path(version: str, object_id: str) -> str:
     return f"/crm/objects/{version}/contacts/{object_id}"
 
 
-def _epoch_ms(text: Any) -> int | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return int(moment.timestamp() * 1000) if moment.tzinfo is not None else None
-
-
-def _value(raw: Any) -> FieldValue:
-    """A property's value as a field value (empty text: none).
-
-    Raises:
-        ValueError: not text, longer than ``MAX_VALUE_CHARS``, or text nothing downstream can store (a lone
-            surrogate, U+FFFE/U+FFFF): the field is left as the events had it.
-    """
-    if raw is None:
-        return None
-    if not isinstance(raw, str) or len(text := raw.strip()) > MAX_VALUE_CHARS or UNCARRIABLE_TEXT.search(text):
-        raise ValueError("not a value the adapter passes on")
-    return text or None
-
-
 class HubSpotReader:
     """Reads a HubSpot contact (``{portalId}:{objectId}``, as the sources name it) into the mapped fields."""
 
@@ -119,14 +94,14 @@ class HubSpotReader:
             contact = _Contact.model_validate(document)
         except ValidationError as exc:
             raise CrmUnavailable("HubSpot answered a contact read with something that is not a contact") from exc
-        modified = _epoch_ms(contact.updated_at) or _epoch_ms(contact.properties.get(_MODIFIED))
+        modified = iso_epoch_ms(contact.updated_at) or iso_epoch_ms(contact.properties.get(_MODIFIED))
         if modified is None:
             raise CrmUnavailable("HubSpot's contact carries no modification time (updatedAt)")
         values: dict[ContactField, FieldValue] = {}
         for name, field in self._properties.items():
             if name in contact.properties:
                 try:
-                    values[field] = _value(contact.properties[name])
+                    values[field] = read_text(contact.properties[name])
                 except ValueError:
                     continue
         return CrmRecord(contact_id=contact_id, values=values, modified_at=modified)
