@@ -19,8 +19,8 @@ from devstack.cfn_yaml import load_template, parse_template
 from webhook_adapter.readers.attio import AttioReadConfig
 from webhook_adapter.readers.hubspot import HubSpotReadConfig
 from webhook_adapter.readers.salesforce import SalesforceReadConfig
-from webhook_adapter.sources.salesforce_cdc import SalesforceCdcConfig
 from webhook_adapter.settings import DeliverSettings, ReceiveSettings, env_prefix
+from webhook_adapter.sources.salesforce_cdc import SalesforceCdcConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
