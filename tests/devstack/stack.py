@@ -236,6 +236,7 @@ class LocalStack:
             "HUBSPOT_API_URL": self.crm.base_url,
             "ATTIO_API_URL": self.crm.base_url,
             "SALESFORCE_CDC_INSTANCE_URL": self.crm.base_url,
+            "SALESFORCE_CDC_READ_MODE": "fetch-when-incomplete",
             **self.options.environment,
         }
         os.environ.update(environment)

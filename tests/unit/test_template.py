@@ -874,6 +874,16 @@ def test_contacts_are_read_from_salesforce_with_the_credentials_secret_and_insta
     assert deliver["SALESFORCE_CDC_CUSTOMER_ID_FIELD"] == {"Ref": "SalesforceCustomerIdField"}
     assert deliver["SALESFORCE_CDC_CREDENTIALS_SECRET_ID"] == {"Ref": "SalesforceCdcCredentialsSecretArn"}
     assert deliver["SALESFORCE_CDC_INSTANCE_URL"] == {"Ref": "SalesforceInstanceUrl"}
+    # And reads only with both the credentials and the instance URL (payload otherwise: a gap ends incomplete)
+    assert deliver["SALESFORCE_CDC_READ_MODE"] == {
+        "Fn::If": ["HasSalesforceCdcReads", "fetch-when-incomplete", "payload"]
+    }
+    assert template["Conditions"]["HasSalesforceCdcReads"] == {
+        "Fn::And": [
+            {"Condition": "HasSalesforceCdcCredentials"},
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "SalesforceInstanceUrl"}, ""]}]},
+        ]
+    }
     assert template["Conditions"]["HasSalesforceCdcCredentials"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "SalesforceCdcCredentialsSecretArn"}, ""]}]
     }

@@ -31,11 +31,14 @@ from webhook_adapter.runtime import cached
 from webhook_adapter.sources import salesforce_cdc
 from webhook_adapter.telemetry import count
 
-__all__ = ["handle_relay_event", "is_relay_event"]
+__all__ = ["RELAY_SOURCES", "handle_relay_event", "is_relay_event"]
 
 logger = Logger(child=True)
 
 _REFUSED = 400
+
+RELAY_SOURCES = frozenset({salesforce_cdc.NAME})
+"""Sources that reach the receive function through EventBridge, not a route: no ``SOURCE_MODULES`` entry."""
 
 
 class _EventBridgeEvent(BaseModel):
