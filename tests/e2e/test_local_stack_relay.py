@@ -54,7 +54,7 @@ def test_a_gap_event_put_on_the_local_stack_reads_the_contact_from_the_crm_stand
     # Then deliver read the Contact (token and record from the stand-in) and Sphere got its email
     def delivered() -> bool:
         item = stack.store.get_event("salesforce-cdc", CONTACT, key)
-        return bool(item) and item["status"] == Status.DELIVERED
+        return item is not None and item["status"] == Status.DELIVERED
 
     with BATCH_DONE:
         assert BATCH_DONE.wait_for(delivered, timeout=15)
