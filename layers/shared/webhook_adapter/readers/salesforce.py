@@ -30,7 +30,7 @@ from webhook_adapter.settings import DeliverSettings, load_prefixed
 
 __all__ = ["ClientCredentials", "SalesforceReadConfig", "SalesforceReader", "SalesforceToken", "build"]
 
-TOKEN_PATH = "/services/oauth2/token"
+TOKEN_PATH = "/services/oauth2/token"  # nosec B105 # the OAuth token endpoint's path, not a secret
 _FIELDS: dict[str, ContactField] = {
     "Email": ContactField.EMAIL,
     "Phone": ContactField.PHONE,
