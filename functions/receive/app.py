@@ -1,4 +1,7 @@
-"""Receive function: ``POST /webhooks/{source}`` on the HTTP API. Answers fast; delivery happens later."""
+"""Receive function: ``POST /webhooks/{source}`` on the HTTP API, and EventBridge events (Salesforce's Event Relay).
+
+Answers fast; delivery happens later.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from webhook_adapter.api import answer_webhook, error_body, unexpected_answer
+from webhook_adapter.relay import handle_relay_event, is_relay_event
 from webhook_adapter.sources.base import Answer, json_answer
 from webhook_adapter.telemetry import flushed
 
@@ -47,5 +51,7 @@ def unexpected(_: Exception) -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @flushed
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """API Gateway HTTP API (payload 2.0) entry point."""
+    """API Gateway HTTP API (payload 2.0) entry point; an EventBridge rule's event goes to the relay instead."""
+    if is_relay_event(event):
+        return handle_relay_event(event)
     return app.resolve(event, context)

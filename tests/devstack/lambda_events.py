@@ -1,4 +1,4 @@
-"""Lambda events and context as AWS builds them: API Gateway HTTP API (payload 2.0) and SQS."""
+"""Lambda events and context as AWS builds them: API Gateway HTTP API (payload 2.0), SQS and EventBridge."""
 
 from __future__ import annotations
 
@@ -8,9 +8,18 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["LambdaContext", "http_api_event", "sqs_event", "sqs_record", "webhook_event"]
+__all__ = [
+    "SALESFORCE_PARTNER_SOURCE",
+    "LambdaContext",
+    "eventbridge_event",
+    "http_api_event",
+    "sqs_event",
+    "sqs_record",
+    "webhook_event",
+]
 
 
 @dataclass
@@ -128,3 +137,30 @@ def sqs_record(
 def sqs_event(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """An SQS event holding ``records``."""
     return {"Records": list(records)}
+
+
+SALESFORCE_PARTNER_SOURCE = "aws.partner/salesforce.com/00D5e000000AbCdEAF/0YLRM0000000001AAA"
+"""The ``source`` of an Event Relay event: the partner event source (``<org id>/<relay id>``; made-up ids)."""
+
+
+def eventbridge_event(
+    detail_type: str,
+    detail: Mapping[str, Any],
+    *,
+    source: str = SALESFORCE_PARTNER_SOURCE,
+    event_id: str | None = None,
+    time_ms: int = 0,
+) -> dict[str, Any]:
+    """An EventBridge event as a rule hands it to a Lambda target (``detail`` as given; a fresh id unless given)."""
+    moment = datetime.fromtimestamp(time_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": "123456789012",
+        "time": moment,
+        "region": "us-east-1",
+        "resources": [],
+        "detail": dict(detail),
+    }

@@ -10,11 +10,12 @@ from __future__ import annotations
 import importlib
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from devstack.crm import generic_request, hubspot_request
-from devstack.lambda_events import LambdaContext, webhook_event
+from devstack.lambda_events import LambdaContext, eventbridge_event, webhook_event
 from devstack.poller import QueuePoller
 from devstack.resources import LOCAL_SECRETS, LocalResources, function_environment
 from devstack.sphere_standin import SphereStandIn
@@ -80,6 +81,15 @@ class Pipeline:
             headers=headers,
             raw=raw.encode(),
         )
+
+    def put_event(self, detail_type: str, detail: Mapping[str, Any], **envelope: Any) -> dict[str, Any]:
+        """Invoke the receive function as an EventBridge rule does (Salesforce's Event Relay); its result.
+
+        ``envelope`` overrides the event's ``source``, ``event_id`` or ``time_ms``; raises what the function raises.
+        """
+        event = eventbridge_event(detail_type, detail, **envelope)
+        result: dict[str, Any] = self.receive_handler(event, LambdaContext(function_name="receive"))
+        return result
 
     def send(self, request: VendorRequest) -> Answer:
         """A vendor kit's request, as API Gateway hands it to the receive function."""

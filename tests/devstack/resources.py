@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from devstack.cfn_yaml import load_template as parse_template_file
 from devstack.crm_shapes import Crm
-from devstack.crm_standin import DEFAULT_TOKENS
+from devstack.crm_standin import DEFAULT_TOKENS, SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET
 from devstack.vendors import VENDORS, vendor
 
 if TYPE_CHECKING:
@@ -52,10 +52,14 @@ LOCAL_SECRETS = {
     "SphereTokenSecretArn": "local-sphere-token",
     "HubSpotApiTokenSecretArn": DEFAULT_TOKENS[Crm.HUBSPOT],
     "AttioApiTokenSecretArn": DEFAULT_TOKENS[Crm.ATTIO],
+    "SalesforceCdcCredentialsSecretArn": json.dumps(
+        {"client_id": SALESFORCE_CLIENT_ID, "client_secret": SALESFORCE_CLIENT_SECRET}
+    ),
     **{kit.secret_parameter: kit.local_secret for kit in _KITS},
 }
 """Default values of the secrets the template takes as ARN parameters (override per run): every source is on, and
-HubSpot contacts and Attio people can be read from the CRM stand-in."""
+HubSpot contacts, Attio people and Salesforce Contacts (the connected app's client credentials) can be read from
+the CRM stand-in."""
 
 SECRET_VARIABLES = {kit.secret_parameter: kit.secret_variable for kit in _KITS}
 """The environment variables that override the local signing secrets (``make run``, ``make events``)."""

@@ -1,5 +1,8 @@
 """Write ``events/``: a ready event for every entry point, signed now (``make events``).
 
+Salesforce Change Data Capture has no route: ``relay-salesforce-cdc.json`` is the EventBridge event Event
+Relay's rule hands the receive function (``sam local invoke ReceiveFunction -e events/relay-salesforce-cdc.json``).
+
 ``sam local invoke ReceiveFunction -e events/receive-hubspot.json`` needs a signature whose
 timestamp is within 5 minutes, so the files are written afresh by this tool rather than kept
 signed forever. Each source's ready event is its vendor kit's sample; secrets come from each kit's variable
@@ -16,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from devstack.lambda_events import sqs_event, sqs_record, webhook_event
+from devstack.lambda_events import eventbridge_event, sqs_event, sqs_record, webhook_event
 from devstack.resources import LOCAL_SECRETS, secrets_from_environment
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
 from devstack.vendors import VENDORS, VendorRequest, vendor
@@ -75,8 +78,38 @@ def build_events(*, now_ms: int, secrets: Mapping[str, str], public_base_url: st
     )
     return {
         **ready,
+        "relay-salesforce-cdc.json": salesforce_cdc_event(now_ms=now_ms),
         "deliver-sqs.json": sqs_event([record]),
     }
+
+
+def salesforce_cdc_event(*, now_ms: int) -> dict[str, Any]:
+    """Event Relay's ``ContactChangeEvent``: a Contact's email and Sphere customer id changed ``now_ms`` (an UPDATE)."""
+    header = {
+        "entityName": "Contact",
+        "changeType": "UPDATE",
+        "changedFields": ["Email", "Sphere_Customer_Id__c", "LastModifiedDate"],
+        "nulledFields": [],
+        "diffFields": [],
+        "recordIds": ["0035e00000AbCdEAAV"],
+        "commitTimestamp": now_ms - 1000,
+        "commitNumber": (now_ms - 1000) * 1000,
+        "commitUser": "005Rj000005UEfQIAW",
+        "sequenceNumber": 1,
+        "transactionKey": "0000d978-0333-d593-c68b-98759eaddd49",
+        "changeOrigin": "com/salesforce/api/rest/62.0",
+    }
+    payload = {
+        "ChangeEventHeader": header,
+        "Email": "katherine.johnson@example.com",
+        "Sphere_Customer_Id__c": SEED_INDIVIDUAL_ID,
+    }
+    return eventbridge_event(
+        "ContactChangeEvent",
+        {"payload": payload, "schemaId": "nwh_psdDreneoyiZ-rwk8w"},
+        event_id="3f7c5b2e-9d41-4a6e-b8c2-1e0f5a7d9c34",
+        time_ms=now_ms,
+    )
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from moto.server import ThreadedMotoServer
 
 from devstack.crm_standin import CrmStandIn
 from devstack.gateway import LocalGateway
+from devstack.lambda_events import LambdaContext, eventbridge_event
 from devstack.poller import BatchListener, QueuePoller
 from devstack.resources import (
     LOCAL_SECRETS,
@@ -234,6 +235,8 @@ class LocalStack:
             **function_environment(self.resources, "DeliverFunction", SphereApiUrl=sphere_url),
             "HUBSPOT_API_URL": self.crm.base_url,
             "ATTIO_API_URL": self.crm.base_url,
+            "SALESFORCE_CDC_INSTANCE_URL": self.crm.base_url,
+            "SALESFORCE_CDC_READ_MODE": "fetch-when-incomplete",
             **self.options.environment,
         }
         os.environ.update(environment)
@@ -254,6 +257,17 @@ class LocalStack:
         self.poller.start()
         self._stops.append(self.poller.stop)
         log.info("local stack up: webhooks on %s, AWS on %s, Sphere at %s", self.gateway.url, self.aws_url, sphere_url)
+
+    def put_event(self, detail_type: str, detail: Mapping[str, Any], **envelope: Any) -> dict[str, Any]:
+        """Invoke the receive function as an EventBridge rule does (Salesforce's Event Relay); its result.
+
+        ``envelope`` overrides the EventBridge event's ``source``, ``event_id`` or ``time_ms``. Raises what the
+        function raises: on AWS, Lambda would retry the event.
+        """
+        if self.gateway is None:
+            raise RuntimeError("the local stack is not started")
+        event = eventbridge_event(detail_type, detail, **envelope)
+        return self._invoke_receive(event, LambdaContext(function_name="receive"))
 
     def _invoke_receive(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         result: dict[str, Any] = self._receive(event, context)

@@ -15,6 +15,7 @@ from devstack.resources import LOCAL_SECRETS
 from devstack.sign_events import EVENTS_DIR, LOCAL_BASE_URL
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID, SEED_KYC_SUBMITTED_ID
 from webhook_adapter import runtime
+from webhook_adapter.relay import RELAY_SOURCES
 from webhook_adapter.signatures import sign_hubspot_v3, sign_standard_webhook
 from webhook_adapter.sources import SOURCE_MODULES, get_source
 from webhook_adapter.sources.base import WebhookRequest
@@ -113,5 +114,21 @@ def test_every_entry_point_has_an_event() -> None:
     # Given the template's functions and the files in events/
     names = {path.name for path in Path(EVENTS_DIR).glob("*.json")}
 
-    # Then each entry point (every source's route, the queue) has a ready event
-    assert names == {f"receive-{source}.json" for source in SOURCE_MODULES} | {"deliver-sqs.json"}
+    # Then each entry point (every source's route, every relay source's EventBridge rule, the queue) has a ready event
+    routes = {f"receive-{source}.json" for source in SOURCE_MODULES}
+    assert names == routes | {f"relay-{source}.json" for source in RELAY_SOURCES} | {"deliver-sqs.json"}
+
+
+def test_the_relay_event_goes_through_the_pipeline(pipeline: Pipeline) -> None:
+    # Given the committed EventBridge event of Salesforce's Event Relay (no signature: it does not age)
+    event = load("relay-salesforce-cdc.json")
+
+    # When the receive function is invoked with it, and its change delivered
+    result = pipeline.receive_handler(event, LambdaContext(function_name="receive"))
+    pipeline.drain()
+
+    # Then it is accepted and its customer's email updated at Sphere
+    assert len(result["accepted"]) == 1
+    assert [patch.body for patch in pipeline.standin.patches(SEED_INDIVIDUAL_ID)] == [
+        {"email": "katherine.johnson@example.com"}
+    ]

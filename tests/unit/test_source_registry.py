@@ -3,10 +3,13 @@
 Adding a source means: its module (``SOURCE_MODULES``), its vendor kit (``devstack.vendors``), its template wiring
 (secret parameter, condition, variables, the role's secret, the URL output), a README section, ``make events``, and
 a test on the vendor's documented sample in ``tests/fixtures/<source>/``. This test names whichever is missing.
+A relay source (``RELAY_SOURCES``: EventBridge invokes receive, no route, no signature) has no route, kit or secret,
+but still its fixtures' test, a README section and a ready event (``events/relay-<source>.json``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -15,6 +18,7 @@ import pytest
 from devstack.resources import LOCAL_SECRETS, load_template
 from devstack.sign_events import EVENTS_DIR
 from devstack.vendors import VENDORS, vendor
+from webhook_adapter.relay import RELAY_SOURCES, is_relay_event
 from webhook_adapter.settings import env_prefix
 from webhook_adapter.sources import SOURCE_MODULES
 
@@ -55,7 +59,7 @@ def test_each_source_has_a_vendor_kit_a_local_secret_a_ready_event_and_a_readme_
     assert any(f"/webhooks/{name}" in section and "secret" in section.lower() for section in sections)
 
 
-@pytest.mark.parametrize("name", sorted(SOURCE_MODULES))
+@pytest.mark.parametrize("name", sorted(SOURCE_MODULES.keys() | RELAY_SOURCES))
 def test_each_source_is_tested_on_its_vendors_documented_sample(name: str) -> None:
     # Given the vendor's samples, as documented, in the source's fixtures
     samples = sorted(path.name for path in (TESTS / "fixtures" / name).glob("*") if path.suffix != ".txt")
@@ -74,3 +78,16 @@ def test_every_source_in_the_template_and_every_kit_has_a_module() -> None:
 
     # Then each has a plug-in module (a typo would answer 404 for every webhook)
     assert templated == set(SOURCE_MODULES) == set(VENDORS)
+
+
+@pytest.mark.parametrize("name", sorted(RELAY_SOURCES))
+def test_each_relay_source_has_a_ready_event_and_a_readme_section_but_no_route(name: str) -> None:
+    # Given a source EventBridge delivers
+    # Then it has no route nor kit, a ready EventBridge event in events/, and a README section naming its settings
+    assert name not in SOURCE_MODULES
+    assert name not in VENDORS
+    ready = json.loads((EVENTS_DIR / f"relay-{name}.json").read_text(encoding="utf-8"))
+    assert is_relay_event(ready)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sections = re.split(r"^#{2,4} ", readme, flags=re.MULTILINE)
+    assert any(f"{env_prefix(name)}_" in section and "EventBridge" in section for section in sections)

@@ -18,7 +18,9 @@ from pydantic import BaseModel
 from devstack.cfn_yaml import load_template, parse_template
 from webhook_adapter.readers.attio import AttioReadConfig
 from webhook_adapter.readers.hubspot import HubSpotReadConfig
+from webhook_adapter.readers.salesforce import SalesforceReadConfig
 from webhook_adapter.settings import DeliverSettings, ReceiveSettings, env_prefix
+from webhook_adapter.sources.salesforce_cdc import SalesforceCdcConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -345,7 +347,16 @@ def test_receive_may_store_enqueue_and_read_the_source_secrets_only(template: di
         "dynamodb:BatchGetItem": table,
         "dynamodb:BatchWriteItem": table,
         "dynamodb:PutItem": table,
-        "sqs:SendMessage": [{"Fn::GetAtt": ["ChangesQueue", "Arn"]}],
+        "sqs:SendMessage": [
+            {"Fn::GetAtt": ["ChangesQueue", "Arn"]},
+            {
+                "Fn::If": [
+                    "HasSalesforceEventBus",
+                    {"Fn::GetAtt": ["RelayFailuresQueue", "Arn"]},
+                    {"Ref": "AWS::NoValue"},
+                ]
+            },
+        ],
         "secretsmanager:GetSecretValue": secrets,
     }
 
@@ -375,6 +386,13 @@ def test_deliver_may_poll_back_off_record_and_read_the_api_tokens_only(template:
             {"Ref": "SphereTokenSecretArn"},
             {"Fn::If": ["HasHubSpotApiToken", {"Ref": "HubSpotApiTokenSecretArn"}, {"Ref": "AWS::NoValue"}]},
             {"Fn::If": ["HasAttioApiToken", {"Ref": "AttioApiTokenSecretArn"}, {"Ref": "AWS::NoValue"}]},
+            {
+                "Fn::If": [
+                    "HasSalesforceCdcCredentials",
+                    {"Ref": "SalesforceCdcCredentialsSecretArn"},
+                    {"Ref": "AWS::NoValue"},
+                ]
+            },
         ],
     }
 
@@ -728,12 +746,18 @@ def test_no_variable_is_set_that_nothing_reads(
     ]
     prefixes = tuple(f"{env_prefix(name)}_" for name in sources)
     # Deliver reads each reader source's read settings: those names exactly.
-    configs: dict[str, type[BaseModel]] = {"HUBSPOT": HubSpotReadConfig, "ATTIO": AttioReadConfig}
-    readers = (
-        {f"{prefix}_{field.upper()}" for prefix, config in configs.items() for field in config.model_fields}
-        if not sources
-        else set()
-    )
+    configs: dict[str, type[BaseModel]] = {
+        "HUBSPOT": HubSpotReadConfig,
+        "ATTIO": AttioReadConfig,
+        "SALESFORCE_CDC": SalesforceReadConfig,
+    }
+    # Receive reads the relay sources' settings (they have no route, so are not among ENABLED_SOURCES).
+    relays: dict[str, type[BaseModel]] = {"SALESFORCE_CDC": SalesforceCdcConfig}
+    readers = {
+        f"{prefix}_{field.upper()}"
+        for prefix, config in (relays if sources else configs).items()
+        for field in config.model_fields
+    }
 
     # Then every variable is a setting, a source's setting or Powertools' (a misspelt name would be silently ignored)
     unknown = {
@@ -780,7 +804,9 @@ def test_outputs_give_the_webhook_urls_and_the_resources_operators_need(template
 
     # Then each source's webhook URL (shown when its secret is given), the API endpoint, the table and both queues
     sources = {f"{name.removesuffix('SecretArn')}WebhookUrl": name for name in source_secret_parameters(template)}
-    assert set(outputs) == {*sources, "ApiEndpoint", "EventsTableName", "ChangesQueueUrl", "DeadLetterQueueUrl"}
+    operators = {"ApiEndpoint", "EventsTableName", "ChangesQueueUrl", "DeadLetterQueueUrl", "RelayFailuresQueueUrl"}
+    assert set(outputs) == {*sources, *operators}
+    assert outputs["RelayFailuresQueueUrl"]["Condition"] == "HasSalesforceEventBus"
     for output, parameter in sources.items():
         assert outputs[output]["Condition"] == f"Has{parameter.removesuffix('Arn')}"
     # And with default parameters the webhook URLs are the API's endpoint plus the route
@@ -788,3 +814,76 @@ def test_outputs_give_the_webhook_urls_and_the_resources_operators_need(template
         "https://httpapi-id.execute-api.eu-west-1.amazonaws.com/webhooks/hubspot"
     )
     assert render(template, outputs["GenericWebhookUrl"]["Value"]).endswith("/webhooks/generic")
+
+
+# ------------------------------------------------------------------------------- Salesforce Change Data Capture
+
+
+def test_the_salesforce_partner_bus_invokes_receive_only_with_contact_change_events(template: dict[str, Any]) -> None:
+    # Given the rule on Salesforce's partner event bus and the permission it invokes receive with
+    rule = template["Resources"]["SalesforceCdcRule"]
+    permission = template["Resources"]["SalesforceCdcInvokePermission"]
+
+    # Then both exist only when the bus is named, the rule matches Salesforce's Contact change events on that bus
+    assert rule["Condition"] == permission["Condition"] == "HasSalesforceEventBus"
+    condition = template["Conditions"]["HasSalesforceEventBus"]
+    assert condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": "SalesforceEventBusName"}, ""]}]}
+    assert rule["Properties"]["EventBusName"] == {"Ref": "SalesforceEventBusName"}
+    assert rule["Properties"]["EventPattern"] == {
+        "source": [{"prefix": "aws.partner/salesforce.com"}],
+        "detail-type": ["ContactChangeEvent"],
+    }
+    assert rule["Properties"]["Targets"] == [{"Id": "receive", "Arn": {"Fn::GetAtt": ["ReceiveFunction", "Arn"]}}]
+    # And only EventBridge, for this rule, may invoke receive that way
+    assert permission["Properties"] == {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": {"Ref": "ReceiveFunction"},
+        "Principal": "events.amazonaws.com",
+        "SourceArn": {"Fn::GetAtt": ["SalesforceCdcRule", "Arn"]},
+    }
+    pattern = template["Parameters"]["SalesforceEventBusName"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "aws.partner/salesforce.com/00D5e000000AbCdEAF/0YLRM0000000001")
+    assert re.fullmatch(pattern, "")
+    assert not re.fullmatch(pattern, "default")
+
+
+def test_a_relay_event_that_could_not_be_stored_is_retried_then_kept_and_alarmed(template: dict[str, Any]) -> None:
+    # Given receive's asynchronous invocation settings, the failures queue and its alarm
+    config = props(template, "ReceiveEventInvokeConfig")
+    alarm = props(template, "RelayFailuresAlarm")
+
+    # Then Lambda retries twice, then sends the invocation record to the queue, whose first message raises the alarm
+    assert (config["MaximumRetryAttempts"], config["Qualifier"]) == (2, "$LATEST")
+    assert config["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": ["RelayFailuresQueue", "Arn"]}}}
+    assert props(template, "RelayFailuresQueue")["SqsManagedSseEnabled"] is True
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["RelayFailuresQueue", "QueueName"]}}]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    for name in ("ReceiveEventInvokeConfig", "RelayFailuresQueue", "RelayFailuresAlarm"):
+        assert template["Resources"][name]["Condition"] == "HasSalesforceEventBus"
+
+
+def test_contacts_are_read_from_salesforce_with_the_credentials_secret_and_instance_url(
+    template: dict[str, Any],
+) -> None:
+    # Given both functions' environments
+    receive = function_environment(template, "ReceiveFunction")
+    deliver = function_environment(template, "DeliverFunction")
+
+    # Then receive maps the customer-id field the Outbound Messages source maps, and deliver reads with the secret
+    assert receive["SALESFORCE_CDC_CUSTOMER_ID_FIELD"] == {"Ref": "SalesforceCustomerIdField"}
+    assert deliver["SALESFORCE_CDC_CUSTOMER_ID_FIELD"] == {"Ref": "SalesforceCustomerIdField"}
+    assert deliver["SALESFORCE_CDC_CREDENTIALS_SECRET_ID"] == {"Ref": "SalesforceCdcCredentialsSecretArn"}
+    assert deliver["SALESFORCE_CDC_INSTANCE_URL"] == {"Ref": "SalesforceInstanceUrl"}
+    # And reads only with both the credentials and the instance URL (payload otherwise: a gap ends incomplete)
+    assert deliver["SALESFORCE_CDC_READ_MODE"] == {
+        "Fn::If": ["HasSalesforceCdcReads", "fetch-when-incomplete", "payload"]
+    }
+    assert template["Conditions"]["HasSalesforceCdcReads"] == {
+        "Fn::And": [
+            {"Condition": "HasSalesforceCdcCredentials"},
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "SalesforceInstanceUrl"}, ""]}]},
+        ]
+    }
+    assert template["Conditions"]["HasSalesforceCdcCredentials"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "SalesforceCdcCredentialsSecretArn"}, ""]}]
+    }

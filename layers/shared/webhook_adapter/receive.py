@@ -104,22 +104,33 @@ class Receiver:
         except SecretUnavailable as exc:
             raise VerificationUnavailable("the verification secret could not be read; retry later") from exc
         source.verify(request, secrets)
+        return self.accept(source.name, source.parse(request), received_at=int(request.received_at * 1000))
+
+    def accept(self, source: str, parsed: Sequence[SourceEvent], *, received_at: int) -> Receipt:
+        """Queue the new events to deliver and record the ones settled on arrival; the rest are duplicates.
+
+        What every entry point does once its input is verified and parsed: a webhook request, or an event
+        another AWS service delivered (``webhook_adapter.relay``).
+
+        Raises:
+            InvalidPayload: an event to record holds text that cannot be stored (raised before anything is queued).
+            StorageUnavailable: the table or the queue could not take them now.
+        """
         unique: dict[str, SourceEvent] = {}
-        for event in source.parse(request):
+        for event in parsed:
             unique.setdefault(event.key, event)  # a batch may repeat an event: it counts once
         events = list(unique.values())
-        known = self.store.known_events(source.name, events)
+        known = self.store.known_events(source, events)
         new = [event for event in events if event.key not in known]
-        received_at = int(request.received_at * 1000)
         settled = [event for event in new if event.settled is not None]
         _require_encodable(settled)
         messages = messages_for(
-            group_by_contact(source.name, [event for event in new if event.settled is None], received_at)
+            group_by_contact(source, [event for event in new if event.settled is None], received_at)
         )
         if messages:
             self.queue.send(messages)
         if settled:
-            self.store.record_settled(source.name, settled, now_ms=received_at)
+            self.store.record_settled(source, settled, now_ms=received_at)
         settled_ids: dict[str, list[str]] = {}
         for event in settled:
             settled_ids.setdefault(str(event.settled), []).append(event.event_id)
@@ -128,12 +139,12 @@ class Receiver:
             duplicates=[event.event_id for event in events if event.key in known],
             settled=settled_ids,
         )
-        count("EventsAccepted", len(receipt.accepted), source=source.name)
-        count("EventsDuplicate", len(receipt.duplicates), source=source.name)
+        count("EventsAccepted", len(receipt.accepted), source=source)
+        count("EventsDuplicate", len(receipt.duplicates), source=source)
         # DEBUG: the outcome items are the per-event record; INFO lines per webhook were most of its log bytes.
         logger.debug(
             "webhook accepted",
-            source=source.name,
+            source=source,
             accepted=len(receipt.accepted),
             duplicates=len(receipt.duplicates),
             queued_messages=len(messages),
