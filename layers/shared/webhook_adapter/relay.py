@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -28,8 +28,11 @@ from webhook_adapter.api import receiver
 from webhook_adapter.errors import AdapterError, InvalidPayload
 from webhook_adapter.receive import Receiver
 from webhook_adapter.runtime import cached
-from webhook_adapter.sources import salesforce_cdc
+from webhook_adapter.salesforce_fields import CDC_DETAIL_TYPE, CDC_NAME, CDC_PARTNER_SOURCE_PREFIX
 from webhook_adapter.telemetry import count
+
+if TYPE_CHECKING:
+    from webhook_adapter.sources.salesforce_cdc import SalesforceCdcSource
 
 __all__ = ["RELAY_SOURCES", "handle_relay_event", "is_relay_event"]
 
@@ -37,7 +40,7 @@ logger = Logger(child=True)
 
 _REFUSED = 400
 
-RELAY_SOURCES = frozenset({salesforce_cdc.NAME})
+RELAY_SOURCES = frozenset({CDC_NAME})
 """Sources that reach the receive function through EventBridge, not a route: no ``SOURCE_MODULES`` entry."""
 
 
@@ -58,8 +61,11 @@ def is_relay_event(event: Mapping[str, Any]) -> bool:
 
 
 @cached
-def _source() -> salesforce_cdc.SalesforceCdcSource:
-    return salesforce_cdc.build()
+def _source() -> SalesforceCdcSource:
+    """The source, built on the first relay event: an HTTP-only container never loads it."""
+    from webhook_adapter.sources.salesforce_cdc import build  # noqa: PLC0415 - imported on first use
+
+    return build()
 
 
 def handle_relay_event(event: Mapping[str, Any], *, build: Callable[[], Receiver] = receiver) -> dict[str, Any]:
@@ -76,16 +82,14 @@ def handle_relay_event(event: Mapping[str, Any], *, build: Callable[[], Receiver
     except ValidationError:
         logger.warning("relay event ignored: not an EventBridge event")
         return {"ignored": "not an EventBridge event"}
-    if not envelope.source.startswith(salesforce_cdc.PARTNER_SOURCE_PREFIX) or (
-        envelope.detail_type != salesforce_cdc.DETAIL_TYPE
-    ):
+    if not envelope.source.startswith(CDC_PARTNER_SOURCE_PREFIX) or (envelope.detail_type != CDC_DETAIL_TYPE):
         # The names are AWS's and Salesforce's, not contact data: logged so a rule matching too much shows.
         logger.warning("relay event ignored", event_source=envelope.source[:256], detail_type=envelope.detail_type)
-        count("RelayEventsIgnored", 1, source=salesforce_cdc.NAME)
+        count("RelayEventsIgnored", 1, source=CDC_NAME)
         return {"ignored": "not a Salesforce ContactChangeEvent"}
     take = build()
     try:
-        receipt = take.accept(salesforce_cdc.NAME, _source().parse(envelope.detail), received_at=received_at)
+        receipt = take.accept(CDC_NAME, _source().parse(envelope.detail), received_at=received_at)
     except InvalidPayload as exc:
         _record_refusal(take, envelope, exc, event, received_at)
         return {"refused": exc.code}
@@ -104,10 +108,10 @@ def _record_refusal(
         StorageUnavailable: the record could not be written (Lambda retries: the refusal is its only trace).
     """
     logger.warning("relay event refused", event_id=envelope.id, code=exc.code, error=exc.message)
-    count("RequestsRefused", 1, source=salesforce_cdc.NAME, code=exc.code)
+    count("RequestsRefused", 1, source=CDC_NAME, code=exc.code)
     take.store.record_refused(
         request_id=f"eventbridge-{envelope.id}",
-        source=salesforce_cdc.NAME,
+        source=CDC_NAME,
         status_code=_REFUSED,
         code=exc.code,
         message=exc.message,

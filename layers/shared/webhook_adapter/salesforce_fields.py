@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from webhook_adapter.model import FieldValue
 
-__all__ = ["CDC_NAME", "split_street"]
+__all__ = ["CDC_DETAIL_TYPE", "CDC_NAME", "CDC_PARTNER_SOURCE_PREFIX", "split_street"]
 
 CDC_NAME = "salesforce-cdc"
 """The Change Data Capture source: its settings' prefix (``SALESFORCE_CDC_``), records and queue groups."""
+CDC_DETAIL_TYPE = "ContactChangeEvent"
+"""The EventBridge ``detail-type`` of the Contact change events Event Relay publishes."""
+CDC_PARTNER_SOURCE_PREFIX = "aws.partner/salesforce.com"
+"""How every Salesforce partner event source's name starts."""
 
 
 def split_street(text: str | None) -> tuple[FieldValue, FieldValue]:

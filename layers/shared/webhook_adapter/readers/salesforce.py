@@ -13,15 +13,14 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any
 
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
 from webhook_adapter.errors import CrmUnavailable, SecretUnavailable
-from webhook_adapter.model import MAX_VALUE_CHARS, UNCARRIABLE_TEXT, ContactField, FieldValue, ReadMode
-from webhook_adapter.readers.api import CrmApi
+from webhook_adapter.model import ContactField, FieldValue, ReadMode
+from webhook_adapter.readers.api import CrmApi, iso_epoch_ms, read_text
 from webhook_adapter.records import CrmRecord, Reading
 from webhook_adapter.runtime import on_reset
 from webhook_adapter.salesforce_fields import CDC_NAME, split_street
@@ -155,30 +154,6 @@ class SalesforceToken:
             raise SecretUnavailable('the credentials secret must be JSON {"client_id", "client_secret"}') from exc
 
 
-def _epoch_ms(text: Any) -> int | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return int(moment.timestamp() * 1000) if moment.tzinfo is not None else None
-
-
-def _value(raw: Any) -> FieldValue:
-    """A field's value (empty text: none).
-
-    Raises:
-        ValueError: not text, longer than ``MAX_VALUE_CHARS``, or text nothing downstream can store: the field
-            is left as the events had it.
-    """
-    if raw is None:
-        return None
-    if not isinstance(raw, str) or len(text := raw.strip()) > MAX_VALUE_CHARS or UNCARRIABLE_TEXT.search(text):
-        raise ValueError("not a value the adapter passes on")
-    return text or None
-
-
 class SalesforceReader:
     """Reads a Salesforce Contact (its record id, as the Change Data Capture source names it) into the mapped fields."""
 
@@ -203,7 +178,7 @@ class SalesforceReader:
             return None
         if not isinstance(document, dict):
             raise CrmUnavailable("Salesforce answered a Contact read with something that is not a record")
-        modified = _epoch_ms(document.get("LastModifiedDate")) or _epoch_ms(document.get("SystemModstamp"))
+        modified = iso_epoch_ms(document.get("LastModifiedDate")) or iso_epoch_ms(document.get("SystemModstamp"))
         if modified is None:
             raise CrmUnavailable("Salesforce's Contact carries no modification time (LastModifiedDate)")
         return CrmRecord(contact_id=contact_id, values=self._values(document), modified_at=modified)
@@ -214,19 +189,19 @@ class SalesforceReader:
         for name, field in {**_FIELDS, self.config.customer_id_field: ContactField.CUSTOMER_ID}.items():
             if name in document:
                 try:
-                    values[field] = _value(document[name])
+                    values[field] = read_text(document[name])
                 except ValueError:
                     continue
         for field, preferred in _PREFERRED.items():
             try:
-                read = [_value(document[name]) for name in preferred if name in document]
+                read = [read_text(document[name]) for name in preferred if name in document]
             except ValueError:
                 continue
             if read:
                 values[field] = next((value for value in read if value), None)
         if "MailingStreet" in document:
             try:
-                street = _value(document["MailingStreet"])
+                street = read_text(document["MailingStreet"])
             except ValueError:
                 return values
             values[ContactField.LINE1], values[ContactField.LINE2] = split_street(street)

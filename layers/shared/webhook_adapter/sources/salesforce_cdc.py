@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 
 from webhook_adapter.errors import InvalidPayload
 from webhook_adapter.model import UNCARRIABLE_TEXT, ContactField, FieldValue, ReadCause, SourceEvent, Status
-from webhook_adapter.salesforce_fields import CDC_NAME, split_street
+from webhook_adapter.salesforce_fields import CDC_DETAIL_TYPE, CDC_NAME, CDC_PARTNER_SOURCE_PREFIX, split_street
 from webhook_adapter.settings import load_prefixed
 from webhook_adapter.sources.base import describe_validation_error, over_cap
 
@@ -37,8 +37,8 @@ __all__ = [
 ]
 
 NAME = CDC_NAME
-DETAIL_TYPE = "ContactChangeEvent"
-PARTNER_SOURCE_PREFIX = "aws.partner/salesforce.com"
+DETAIL_TYPE = CDC_DETAIL_TYPE
+PARTNER_SOURCE_PREFIX = CDC_PARTNER_SOURCE_PREFIX
 _ENTITY = "Contact"
 _ADDRESS = "MailingAddress"
 _MAX_RECORDS = 1000
