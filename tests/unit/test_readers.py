@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from devstack.crm_shapes import Crm
 from devstack.crm_standin import DEFAULT_TOKENS, CrmStandIn
+from webhook_adapter import runtime
 from webhook_adapter.errors import CrmUnavailable
 from webhook_adapter.model import ContactField, ReadMode
 from webhook_adapter.readers.attio import AttioReadConfig, AttioReader
 from webhook_adapter.readers.hubspot import HubSpotReadConfig, HubSpotReader, contact_path
+from webhook_adapter.readers.hubspot import build as hubspot_build
+from webhook_adapter.settings import deliver_settings
 
 T0 = 1_795_000_000_000
 WORKSPACE = "14beef7a-99f7-4534-a87e-70b564330a4c"
@@ -132,3 +136,37 @@ def test_a_read_mode_without_a_token_secret_is_a_configuration_error() -> None:
         HubSpotReadConfig(read_mode=ReadMode.ALWAYS)
     with pytest.raises(ValueError, match="AttioApiTokenSecretArn"):
         AttioReadConfig()
+
+
+def test_a_reader_built_for_deliver_serves_its_threads_at_once(
+    crm: CrmStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given HubSpot's reader as deliver builds it (10 threads, 2 s timeouts) and a HubSpot answering in 0.4 s
+    for name, value in {
+        "TABLE_NAME": "events",
+        "QUEUE_URL": "https://sqs.local/changes.fifo",
+        "SPHERE_API_URL": "https://sphere.local",
+        "SPHERE_TOKEN_SECRET_ID": "sphere",
+        "SPHERE_TIMEOUT_SECONDS": "2",
+        "DELIVER_THREADS": "10",
+        "HUBSPOT_READ_MODE": "fetch-when-incomplete",
+        "HUBSPOT_API_TOKEN_SECRET_ID": "hubspot-token",
+        "HUBSPOT_API_URL": crm.base_url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+    monkeypatch.setattr("webhook_adapter.readers.api.read_secret", lambda *_, **__: DEFAULT_TOKENS[Crm.HUBSPOT])
+    reading = hubspot_build(deliver_settings())
+    assert reading.reader is not None
+    for number in range(10):
+        crm.put_record("hubspot", str(number), VALUES, modified_at_ms=T0)
+    crm.set_latency(0.4)
+
+    # When its ten threads read ten contacts at once
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        records = list(pool.map(lambda number: reading.reader.read(f"62515:{number}"), range(10)))  # type: ignore[union-attr]
+
+    # Then every read is answered, each thread on a connection of its own: reads wait for HubSpot together, not
+    # in turn behind one shared connection (where, under load, the later ones timed out: the chaos load in CI)
+    assert all(record is not None for record in records)
+    assert crm.connection_count == 10

@@ -85,9 +85,24 @@ def _pick(entries: Sequence[Mapping[str, Any]], *keys: str) -> Any:
 class AttioReader:
     """Reads an Attio person (``{workspace_id}:{record_id}``, as the source names it) into the mapped fields."""
 
-    def __init__(self, config: AttioReadConfig, token: TokenSource, *, connect_timeout: float, timeout: float) -> None:
+    def __init__(
+        self,
+        config: AttioReadConfig,
+        token: TokenSource,
+        *,
+        connect_timeout: float,
+        timeout: float,
+        connections: int = 1,
+    ) -> None:
         self.config = config
-        self._api = CrmApi("Attio", str(config.api_url), token, connect_timeout=connect_timeout, timeout=timeout)
+        self._api = CrmApi(
+            "Attio",
+            str(config.api_url),
+            token,
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+            connections=connections,
+        )
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -152,7 +167,11 @@ def build(settings: DeliverSettings) -> Reading:
         return Reading(config.read_mode, None)
     token = secret_token(config.api_token_secret_id, max_age=settings.secret_max_age_seconds)
     reader = AttioReader(
-        config, token, connect_timeout=settings.sphere_connect_timeout_seconds, timeout=settings.sphere_timeout_seconds
+        config,
+        token,
+        connect_timeout=settings.sphere_connect_timeout_seconds,
+        timeout=settings.sphere_timeout_seconds,
+        connections=settings.deliver_threads,  # one per thread: reads wait for the CRM together
     )
     on_reset(reader.close)
     return Reading(config.read_mode, reader)

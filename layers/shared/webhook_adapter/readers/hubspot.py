@@ -68,11 +68,24 @@ class HubSpotReader:
     """Reads a HubSpot contact (``{portalId}:{objectId}``, as the sources name it) into the mapped fields."""
 
     def __init__(
-        self, config: HubSpotReadConfig, token: TokenSource, *, connect_timeout: float, timeout: float
+        self,
+        config: HubSpotReadConfig,
+        token: TokenSource,
+        *,
+        connect_timeout: float,
+        timeout: float,
+        connections: int = 1,
     ) -> None:
         self.config = config
         self._properties = {**config.field_map, config.customer_id_property: ContactField.CUSTOMER_ID}
-        self._api = CrmApi("HubSpot", str(config.api_url), token, connect_timeout=connect_timeout, timeout=timeout)
+        self._api = CrmApi(
+            "HubSpot",
+            str(config.api_url),
+            token,
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+            connections=connections,
+        )
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -122,6 +135,7 @@ def build(settings: DeliverSettings) -> Reading:
         token,
         connect_timeout=settings.sphere_connect_timeout_seconds,
         timeout=settings.sphere_timeout_seconds,
+        connections=settings.deliver_threads,  # one per thread: reads wait for the CRM together
     )
     on_reset(reader.close)
     return Reading(config.read_mode, reader)

@@ -232,6 +232,7 @@ def build(settings: DeliverSettings) -> Reading:
         token,
         connect_timeout=settings.sphere_connect_timeout_seconds,
         timeout=settings.sphere_timeout_seconds,
+        connections=settings.deliver_threads,  # one per thread: reads wait for the CRM together
     )
     reader = SalesforceReader(config, api)
     on_reset(reader.close)
