@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from webhook_adapter.errors import InvalidPayload, UnsupportedMediaType
-from webhook_adapter.model import MAX_VALUE_CHARS, UNCARRIABLE_TEXT, SourceEvent
+from webhook_adapter.model import MAX_VALUE_CHARS, UNCARRIABLE_TEXT, ContactField, FieldValue, SourceEvent
 from webhook_adapter.settings import field_map_or
 
 __all__ = [
@@ -273,6 +273,29 @@ def field_text(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise InvalidPayload(f"{where} must be text, a number or null")
     return value.strip()
+
+
+@dataclass(slots=True)
+class FieldChanges:
+    """The mapped fields one event carries: values passed on, and values refused for their length (with why)."""
+
+    changes: dict[ContactField, FieldValue] = field(default_factory=dict)
+    refused: dict[ContactField, str] = field(default_factory=dict)
+
+    def put(self, target: ContactField, value: FieldValue, name: str) -> None:
+        """Pass ``value`` on for ``target``, or refuse it when over ``MAX_VALUE_CHARS`` (``name``: the CRM's field)."""
+        if value is not None and (problem := over_cap(value, name)):
+            self.refused[target] = problem
+        else:
+            self.changes[target] = value
+
+    def put_street(self, lines: tuple[FieldValue, FieldValue], name: str) -> None:
+        """A street's two lines: both go on, or both are refused (half a street is a wrong address)."""
+        problems = [problem for line in lines if line and (problem := over_cap(line, name))]
+        if problems:
+            self.refused[ContactField.LINE1] = self.refused[ContactField.LINE2] = problems[0]
+        else:
+            self.changes[ContactField.LINE1], self.changes[ContactField.LINE2] = lines
 
 
 def over_cap(value: str, name: str) -> str | None:

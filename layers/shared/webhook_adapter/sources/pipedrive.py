@@ -40,12 +40,12 @@ from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_credential
 from webhook_adapter.sources.base import (
     Answer,
+    FieldChanges,
     JsonSource,
     Unusable,
     WebhookRequest,
     canonical_json,
     describe_validation_error,
-    over_cap,
     parse_json,
 )
 
@@ -367,14 +367,10 @@ class PipedriveSource(JsonSource):
             found[ContactField.CUSTOMER_ID] = customer
         address, note = _address(record)
         found.update(address)
-        changes: dict[ContactField, FieldValue] = {}
-        refused: dict[ContactField, str] = {}
+        person = FieldChanges()
         for field, (name, value) in found.items():
-            if value is not None and (problem := over_cap(value, name)):
-                refused[field] = problem
-            else:
-                changes[field] = value
-        return _Person(changes, refused, note)
+            person.put(field, value, name)
+        return _Person(person.changes, person.refused, note)
 
     def _customer_id(self, record: dict[str, Any]) -> tuple[str, str | None] | None:
         """The configured custom field, where the version puts it: top-level (v1) or under ``custom_fields`` (v2).

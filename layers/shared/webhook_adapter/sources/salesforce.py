@@ -36,7 +36,7 @@ from webhook_adapter.errors import CredentialsError, ForbiddenSender, InvalidPay
 from webhook_adapter.model import MAX_EPOCH_MS, ContactField, FieldValue, SourceEvent, Status
 from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_credential
-from webhook_adapter.sources.base import Answer, WebhookRequest, over_cap, require_media_type
+from webhook_adapter.sources.base import Answer, FieldChanges, WebhookRequest, require_media_type
 
 __all__ = ["ACK", "MAX_XML_DEPTH", "XML_MEDIA_TYPE", "SalesforceConfig", "SalesforceSource", "build", "fault"]
 
@@ -309,32 +309,19 @@ class SalesforceSource:
         Raises:
             _Malformed: a mapped field holds elements.
         """
-        changes: dict[ContactField, FieldValue] = {}
-        refused: dict[ContactField, str] = {}
-
-        def put(field: ContactField, value: FieldValue, name: str) -> None:
-            if value is not None and (problem := over_cap(value, name)):
-                refused[field] = problem
-            else:
-                changes[field] = value
-
+        found = FieldChanges()
         names = {**_FIELDS, self.config.customer_id_field: ContactField.CUSTOMER_ID}
         for name, field in names.items():
             if name in fields:
-                put(field, _text(fields[name], name), name)
+                found.put(field, _text(fields[name], name), name)
         for field, preferred in _PREFERRED.items():
             given = [(name, _text(fields[name], name)) for name in preferred if name in fields]
             if given:  # the code when it has a value, else the name; both empty: cleared
                 name, value = next(((name, value) for name, value in given if value), given[0])
-                put(field, value, name)
+                found.put(field, value, name)
         if _STREET in fields:
-            line1, line2 = _street(_text(fields[_STREET], _STREET))
-            problems = [problem for line in (line1, line2) if line and (problem := over_cap(line, _STREET))]
-            if problems:  # half a street is a wrong address: both lines go or neither
-                refused[ContactField.LINE1] = refused[ContactField.LINE2] = problems[0]
-            else:
-                changes[ContactField.LINE1], changes[ContactField.LINE2] = line1, line2
-        return changes, refused
+            found.put_street(_street(_text(fields[_STREET], _STREET)), _STREET)
+        return found.changes, found.refused
 
 
 def _notifications(body: bytes) -> Element:

@@ -25,7 +25,7 @@ from webhook_adapter.errors import InvalidPayload
 from webhook_adapter.model import UNCARRIABLE_TEXT, ContactField, FieldValue, ReadCause, SourceEvent, Status
 from webhook_adapter.salesforce_fields import CDC_DETAIL_TYPE, CDC_NAME, CDC_PARTNER_SOURCE_PREFIX, split_street
 from webhook_adapter.settings import load_prefixed
-from webhook_adapter.sources.base import describe_validation_error, over_cap
+from webhook_adapter.sources.base import FieldChanges, describe_validation_error
 
 __all__ = [
     "DETAIL_TYPE",
@@ -202,20 +202,12 @@ class SalesforceCdcSource:
                 return path in changed and value is not None
             return value is not None
 
-        changes: dict[ContactField, FieldValue] = {}
-        refused: dict[ContactField, str] = {}
-
-        def put(field: ContactField, value: FieldValue, name: str) -> None:
-            if value is not None and (problem := over_cap(value, name)):
-                refused[field] = problem
-            else:
-                changes[field] = value
-
+        found = FieldChanges()
         names = {**_FIELDS, self.config.customer_id_field: ContactField.CUSTOMER_ID}
         for name, field in names.items():
             value = payload.get(name)
             if given(name, value):
-                put(field, None if name in nulled else _text(value, name), name)
+                found.put(field, None if name in nulled else _text(value, name), name)
         address = payload.get(_ADDRESS)
         if address is not None and not isinstance(address, Mapping):
             raise InvalidPayload(f"{_ADDRESS} must be an object")
@@ -223,7 +215,7 @@ class SalesforceCdcSource:
         for part, field in _ADDRESS_FIELDS.items():
             path = f"{_ADDRESS}.{part}"
             if given(path, parts.get(part)):
-                put(field, None if path in nulled else _text(parts.get(part), path), path)
+                found.put(field, None if path in nulled else _text(parts.get(part), path), path)
         for field, preferred in _ADDRESS_PREFERRED.items():
             said = [
                 (path, None if path in nulled else _text(parts.get(part), path))
@@ -232,16 +224,11 @@ class SalesforceCdcSource:
             ]
             if said:  # the code when it has a value, else the name; both cleared: cleared
                 path, value = next(((path, value) for path, value in said if value), said[0])
-                put(field, value, path)
+                found.put(field, value, path)
         street = f"{_ADDRESS}.Street"
         if given(street, parts.get("Street")):
-            line1, line2 = split_street(None if street in nulled else _text(parts.get("Street"), street))
-            problems = [problem for line in (line1, line2) if line and (problem := over_cap(line, street))]
-            if problems:  # half a street is a wrong address: both lines go or neither
-                refused[ContactField.LINE1] = refused[ContactField.LINE2] = problems[0]
-            else:
-                changes[ContactField.LINE1], changes[ContactField.LINE2] = line1, line2
-        return changes, refused
+            found.put_street(split_street(None if street in nulled else _text(parts.get("Street"), street)), street)
+        return found.changes, found.refused
 
 
 def _key(header: _Header, record: str) -> str:
