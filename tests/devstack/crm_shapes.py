@@ -24,6 +24,7 @@ __all__ = [
     "ATTIO_CUSTOMER_ID",
     "CRM_FIELD_NAMES",
     "HUBSPOT_CUSTOMER_ID",
+    "KEAP_CUSTOMER_ID_FIELD_ID",
     "SALESFORCE_CUSTOMER_ID",
     "SALESFORCE_PATH",
     "SALESFORCE_TOKEN_PATH",
@@ -36,6 +37,7 @@ __all__ = [
     "from_ms",
     "hubspot_view",
     "json_reply",
+    "keap_view",
     "not_found_message",
     "oauth_error",
     "pipedrive_view",
@@ -57,12 +59,15 @@ class Crm(StrEnum):
     ATTIO = "attio"
     SALESFORCE = "salesforce"
     ZOHO = "zoho"
+    KEAP = "keap"
 
 
 HUBSPOT_CUSTOMER_ID: Final = "sphere_customer_id"
 SALESFORCE_CUSTOMER_ID: Final = "Sphere_Customer_Id__c"
 ATTIO_CUSTOMER_ID: Final = "sphere_customer_id"
 ZOHO_CUSTOMER_ID: Final = "Sphere_Customer_Id"
+KEAP_CUSTOMER_ID_FIELD_ID: Final = 12
+"""The id of the Keap app's contact custom field holding the Sphere customer id (``custom_fields[].id``)."""
 
 CRM_FIELD_NAMES: Final[Mapping[Crm, Mapping[ContactField, str]]] = MappingProxyType(
     {
@@ -134,6 +139,20 @@ CRM_FIELD_NAMES: Final[Mapping[Crm, Mapping[ContactField, str]]] = MappingProxyT
                 ContactField.CUSTOMER_ID: ZOHO_CUSTOMER_ID,
             }
         ),
+        Crm.KEAP: MappingProxyType(
+            {
+                ContactField.EMAIL: "email_addresses[field=EMAIL1].email",
+                ContactField.PHONE: "phone_numbers[field=PHONE1].number",
+                ContactField.MOBILE_PHONE: "phone_numbers[field=PHONE2,type=Mobile].number",
+                ContactField.LINE1: "addresses[field=BILLING].line1",
+                ContactField.LINE2: "addresses[field=BILLING].line2",
+                ContactField.CITY: "addresses[field=BILLING].locality",
+                ContactField.STATE: "addresses[field=BILLING].region",
+                ContactField.POSTAL_CODE: "addresses[field=BILLING].postal_code",
+                ContactField.COUNTRY: "addresses[field=BILLING].country_code",
+                ContactField.CUSTOMER_ID: f"custom_fields[id={KEAP_CUSTOMER_ID_FIELD_ID}].content",
+            }
+        ),
     }
 )
 """Where each CRM keeps each contact field (documentation; HubSpot and Zoho have no standard address line 2).
@@ -162,6 +181,7 @@ _ATTIO_PATH: Final = re.compile(r"^/v2/objects/people/records/(?P<id>[^/]+)$")
 SALESFORCE_PATH: Final = re.compile(r"^/services/data/v(?P<version>\d+\.\d)/sobjects/Contact/(?P<id>[^/]+)$")
 SALESFORCE_TOKEN_PATH: Final = "/services/oauth2/token"
 _ZOHO_PATH: Final = re.compile(r"^/crm/v\d+/Contacts/(?P<id>[^/]+)$")
+_KEAP_PATH: Final = re.compile(r"^/crm/rest/v1/contacts/(?P<id>[^/]+)$")
 _PIPEDRIVE_ERROR_INFO: Final = "Please check developers.pipedrive.com for more information about Pipedrive API."
 _ROUTES: Final = (
     (Crm.HUBSPOT, _HUBSPOT_PATH),
@@ -169,6 +189,7 @@ _ROUTES: Final = (
     (Crm.ATTIO, _ATTIO_PATH),
     (Crm.SALESFORCE, SALESFORCE_PATH),
     (Crm.ZOHO, _ZOHO_PATH),
+    (Crm.KEAP, _KEAP_PATH),
 )
 
 
@@ -417,6 +438,54 @@ def zoho_view(record_id: str, contact: Contact, fields: Sequence[str] | None, cu
     return {"data": [record]}
 
 
+def _keap_time(moment: datetime) -> str:
+    """Keap v1: milliseconds and a ``+0000`` offset, ``2026-11-26T04:54:30.000+0000``."""
+    return format_timestamp(moment).replace("Z", "+0000")
+
+
+def keap_view(record_id: str, contact: Contact, customer_id_field_id: int, optional: Sequence[str] | None) -> Any:
+    """``GET /crm/rest/v1/contacts/{id}``'s body; ``custom_fields`` only when ``optional_properties`` names it."""
+    values = contact.values
+    email = values.get(ContactField.EMAIL)
+    phones = [
+        {"field": field, "number": number, "type": kind, "extension": None}
+        for field, kind, number in (
+            ("PHONE1", "Work", values.get(ContactField.PHONE)),
+            ("PHONE2", "Mobile", values.get(ContactField.MOBILE_PHONE)),
+        )
+        if number is not None
+    ]
+    address = {part: values.get(field) for part, field in _KEAP_ADDRESS.items()}
+    body: dict[str, Any] = {
+        "id": int(record_id) if record_id.isdigit() else record_id,
+        "given_name": "Local",
+        "family_name": "Contact",
+        "email_addresses": [{"email": email, "field": "EMAIL1"}] if email is not None else [],
+        "phone_numbers": phones,
+        "addresses": (
+            [{"field": "BILLING", **address, "zip_code": None, "zip_four": None}]
+            if any(value is not None for value in address.values())
+            else []
+        ),
+        "date_created": _keap_time(contact.created_at),
+        "last_updated": _keap_time(contact.modified_at),
+    }
+    if optional is not None and "custom_fields" in optional:
+        customer_id = values.get(ContactField.CUSTOMER_ID)
+        body["custom_fields"] = [{"id": customer_id_field_id, "content": customer_id}]
+    return body
+
+
+_KEAP_ADDRESS: Final[Mapping[str, ContactField]] = {
+    "line1": ContactField.LINE1,
+    "line2": ContactField.LINE2,
+    "locality": ContactField.CITY,
+    "region": ContactField.STATE,
+    "postal_code": ContactField.POSTAL_CODE,
+    "country_code": ContactField.COUNTRY,
+}
+
+
 # ---------------------------------------------------------------------------------------------- vendor errors
 
 
@@ -502,6 +571,13 @@ def _zoho_error(status: int, message: str, headers: tuple[tuple[str, str], ...] 
     return json_reply(status, {"code": code, "details": {}, "message": message, "status": "error"}, headers)
 
 
+def _keap_error(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    if status == HTTPStatus.UNAUTHORIZED:  # Keap's API gateway (Apigee) answers a bad token in its own shape
+        fault = {"faultstring": message, "detail": {"errorcode": "keymanagement.service.invalid_access_token"}}
+        return json_reply(status, {"fault": fault}, headers)
+    return json_reply(status, {"message": message}, headers)
+
+
 def vendor_error(crm: Crm | None, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
     """An error in ``crm``'s format (a plain ``{"error"}`` for an unknown path)."""
     match crm:
@@ -518,6 +594,8 @@ def vendor_error(crm: Crm | None, status: int, message: str, headers: tuple[tupl
             return _salesforce_error(status, message, headers)
         case Crm.ZOHO:
             return _zoho_error(status, message, headers)
+        case Crm.KEAP:
+            return _keap_error(status, message, headers)
         case None:
             return json_reply(status, {"error": message}, headers)
 
@@ -528,6 +606,7 @@ UNAUTHORIZED_MESSAGES: Final[Mapping[Crm, str]] = {
     Crm.ATTIO: "Authentication failed: the access token is invalid or revoked.",
     Crm.SALESFORCE: "Session expired or invalid",
     Crm.ZOHO: "invalid oauth token",
+    Crm.KEAP: "Invalid Access Token",
 }
 
 
@@ -542,6 +621,8 @@ def not_found_message(crm: Crm, record_id: str) -> str:
             return f'Record with ID "{record_id}" not found.'
         case Crm.SALESFORCE | Crm.ZOHO:
             return "The requested resource does not exist"
+        case Crm.KEAP:
+            return f"Contact with id {record_id} not found"
 
 
 def oauth_error(error: str, description: str) -> Reply:

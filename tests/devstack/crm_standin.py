@@ -46,7 +46,13 @@ Shapes, and the vendor page each follows (looked up 2026-11-26; *unconfirmed* ma
   the header). Errors ``{"code", "details", "message", "status": "error"}`` with ``INVALID_TOKEN`` /
   ``invalid oauth token`` (Zoho's SDK exception codes; the message as Zoho answers it in logs
   published on pastebin). An unknown id answers ``204 No Content``, as users report: unconfirmed.
-* Keap: not served (its v2 contact shape could not be confirmed from the docs at hand).
+* Keap, ``GET /crm/rest/v1/contacts/{id}`` (``?optional_properties=custom_fields`` adds ``custom_fields``),
+  ``Authorization: Bearer``: the contact with ``email_addresses`` (``{email, field: EMAIL1..3}``),
+  ``phone_numbers`` (``{number, field: PHONE1..5, type}``), ``addresses`` (``{field: BILLING|SHIPPING|OTHER,
+  line1, line2, locality, region, postal_code, country_code}``), ``custom_fields`` (``{id, content}``),
+  ``last_updated`` (Keap's v1 REST reference as quoted by developers; the ``+0000`` time format and the
+  error bodies are unconfirmed: a bad token gets Apigee's ``{"fault": {"faultstring", "detail"}}``, a
+  missing contact ``{"message"}``).
 
 ``put_record`` takes the adapter's contact fields (``webhook_adapter.model.ContactField`` values) and
 stores them under each CRM's own names (``CRM_FIELD_NAMES``); ``put_raw`` stores an exact 200 body.
@@ -79,6 +85,7 @@ from devstack.crm_shapes import (
     ATTIO_CUSTOMER_ID,
     CRM_FIELD_NAMES,
     HUBSPOT_CUSTOMER_ID,
+    KEAP_CUSTOMER_ID_FIELD_ID,
     SALESFORCE_CUSTOMER_ID,
     SALESFORCE_PATH,
     SALESFORCE_TOKEN_PATH,
@@ -91,6 +98,7 @@ from devstack.crm_shapes import (
     from_ms,
     hubspot_view,
     json_reply,
+    keap_view,
     not_found_message,
     oauth_error,
     pipedrive_view,
@@ -141,6 +149,7 @@ DEFAULT_TOKENS: Final[Mapping[Crm, str]] = MappingProxyType(
         Crm.ATTIO: "local-attio-token",
         Crm.SALESFORCE: "00DLOCAL!local-salesforce-access-token",
         Crm.ZOHO: "1000.local-zoho-oauth-token",
+        Crm.KEAP: "local-keap-personal-access-token",
     }
 )
 """The token each CRM accepts until rotated (Salesforce's is the one its token endpoint issues)."""
@@ -220,7 +229,7 @@ type _Stored = Contact | _Raw
 
 
 class CrmStandIn(LoopbackStandIn[RecordedRequest]):
-    """In-memory record-read APIs of HubSpot, Pipedrive, Attio, Salesforce and Zoho CRM on loopback.
+    """In-memory record-read APIs of HubSpot, Pipedrive, Attio, Salesforce, Zoho CRM and Keap on loopback.
 
     Use as a context manager (or ``start()`` / ``stop()``); all methods are thread-safe.
 
@@ -455,6 +464,8 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
                 return salesforce_view(record_id, contact, version, _csv(query.get("fields")), self._salesforce_field)
             case Crm.ZOHO:
                 return zoho_view(record_id, contact, _csv(query.get("fields")), self._zoho_field)
+            case Crm.KEAP:
+                return keap_view(record_id, contact, KEAP_CUSTOMER_ID_FIELD_ID, _csv(query.get("optional_properties")))
 
     def _is_authorized(self, crm: Crm, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
         if crm is Crm.PIPEDRIVE:
@@ -587,7 +598,7 @@ def _is_int(value: Any) -> bool:
 # ---------------------------------------------------------------------------------------------- standalone
 
 
-_DESCRIPTION: Final = "CRM record-read stand-in (HubSpot, Pipedrive, Attio, Salesforce, Zoho) on 127.0.0.1."
+_DESCRIPTION: Final = "CRM record-read stand-in (HubSpot, Pipedrive, Attio, Salesforce, Zoho, Keap) on 127.0.0.1."
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -52,14 +52,15 @@ LOCAL_SECRETS = {
     "SphereTokenSecretArn": "local-sphere-token",
     "HubSpotApiTokenSecretArn": DEFAULT_TOKENS[Crm.HUBSPOT],
     "AttioApiTokenSecretArn": DEFAULT_TOKENS[Crm.ATTIO],
+    "KeapApiTokenSecretArn": DEFAULT_TOKENS[Crm.KEAP],
     "SalesforceCdcCredentialsSecretArn": json.dumps(
         {"client_id": SALESFORCE_CLIENT_ID, "client_secret": SALESFORCE_CLIENT_SECRET}
     ),
     **{kit.secret_parameter: kit.local_secret for kit in _KITS},
 }
 """Default values of the secrets the template takes as ARN parameters (override per run): every source is on, and
-HubSpot contacts, Attio people and Salesforce Contacts (the connected app's client credentials) can be read from
-the CRM stand-in."""
+HubSpot contacts, Attio people, Keap contacts and Salesforce Contacts (the connected app's client credentials) can be
+read from the CRM stand-in."""
 
 SECRET_VARIABLES = {kit.secret_parameter: kit.secret_variable for kit in _KITS}
 """The environment variables that override the local signing secrets (``make run``, ``make events``)."""

@@ -235,6 +235,7 @@ class LocalStack:
             **function_environment(self.resources, "DeliverFunction", SphereApiUrl=sphere_url),
             "HUBSPOT_API_URL": self.crm.base_url,
             "ATTIO_API_URL": self.crm.base_url,
+            "KEAP_API_URL": self.crm.base_url,
             "SALESFORCE_CDC_INSTANCE_URL": self.crm.base_url,
             "SALESFORCE_CDC_READ_MODE": "fetch-when-incomplete",
             **self.options.environment,

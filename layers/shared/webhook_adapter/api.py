@@ -121,6 +121,8 @@ def answer_webhook(event: APIGatewayProxyEventV2, source: str, *, build: Callabl
     except ValidationError as exc:
         logger.error("source is misconfigured", source=source, problems=describe_validation_error(exc))
         return render(_SERVER_ERROR, error_body("misconfigured", f"the {source} source is not configured correctly"))
+    if receipt.handshake is not None:
+        return receipt.handshake
     return render(_ACCEPTED, receipt.as_json())
 
 

@@ -27,6 +27,7 @@ from webhook_adapter.errors import (
 from webhook_adapter.model import ContactChange, SourceEvent
 from webhook_adapter.settings import ReceiveSettings
 from webhook_adapter.sources import Source, WebhookRequest, get_source
+from webhook_adapter.sources.base import Answer, Handshaking
 from webhook_adapter.store import EventStore
 from webhook_adapter.telemetry import count
 
@@ -42,6 +43,8 @@ class Receipt:
     accepted: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     settled: dict[str, list[str]] = field(default_factory=dict)
+    handshake: Answer | None = None
+    """The answer to a subscription handshake (Keap's ``X-Hook-Secret``): it carried no event, nothing is queued."""
 
     def as_json(self) -> dict[str, object]:
         """The ``202`` body."""
@@ -104,6 +107,8 @@ class Receiver:
         except SecretUnavailable as exc:
             raise VerificationUnavailable("the verification secret could not be read; retry later") from exc
         source.verify(request, secrets)
+        if isinstance(source, Handshaking) and (answer := source.handshake(request)) is not None:
+            return Receipt(handshake=answer)
         return self.accept(source.name, source.parse(request), received_at=int(request.received_at * 1000))
 
     def accept(self, source: str, parsed: Sequence[SourceEvent], *, received_at: int) -> Receipt:

@@ -27,6 +27,7 @@ _MODULES = {
     "dataverse": "devstack.vendors.dataverse",
     "salesforce": "devstack.vendors.salesforce",
     "attio": "devstack.vendors.attio",
+    "keap": "devstack.vendors.keap",
 }
 
 

@@ -18,6 +18,7 @@ __all__ = ["READER_MODULES", "reading"]
 READER_MODULES = {
     "hubspot": "webhook_adapter.readers.hubspot",
     "attio": "webhook_adapter.readers.attio",
+    "keap": "webhook_adapter.readers.keap",
     "salesforce-cdc": "webhook_adapter.readers.salesforce",
 }
 """Source name to the module whose ``build(settings)`` returns its read mode and reader."""

@@ -23,6 +23,7 @@ SOURCE_MODULES = {
     "dataverse": "webhook_adapter.sources.dataverse",
     "salesforce": "webhook_adapter.sources.salesforce",
     "attio": "webhook_adapter.sources.attio",
+    "keap": "webhook_adapter.sources.keap",
 }
 """Route name (``POST /webhooks/{name}``) to the module whose ``build()`` returns the source."""
 

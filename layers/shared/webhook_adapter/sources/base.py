@@ -6,7 +6,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
@@ -19,6 +19,7 @@ __all__ = [
     "MAX_INTEGER_DIGITS",
     "MAX_VALUE_CHARS",
     "Answer",
+    "Handshaking",
     "Source",
     "Unusable",
     "WebhookRequest",
@@ -102,6 +103,18 @@ class Source(Protocol):
 
     def parse(self, request: WebhookRequest) -> list[SourceEvent]:
         """The request's events, in the order the CRM sent them. Raises ``InvalidPayload``."""
+
+
+@runtime_checkable
+class Handshaking(Protocol):
+    """A source whose CRM confirms a subscription with a request that carries no event and wants its own answer."""
+
+    def handshake(self, request: WebhookRequest) -> Answer | None:
+        """The answer to a verified handshake request, or ``None`` for a request that carries events.
+
+        Raises:
+            InvalidPayload: a handshake request the source cannot answer.
+        """
 
 
 class JsonSource:
