@@ -415,7 +415,7 @@ def test_customer_id_fields_are_configurable() -> None:
 @pytest.mark.parametrize(
     ("crm", "values", "message"),
     [
-        ("keap", {"email": "a@example.com"}, "crm must be one of"),
+        ("copper", {"email": "a@example.com"}, "crm must be one of"),
         (Crm.ATTIO, {"firstname": "Ada"}, "values keys must be among"),
         (Crm.HUBSPOT, {"line2": "Suite 400"}, "no standard address line 2"),
         (Crm.ZOHO, {"line2": "Suite 400"}, "no standard address line 2"),
@@ -756,7 +756,7 @@ def test_what_the_read_endpoints_do_not_serve_is_refused(
     ("path", "spec"),
     [
         ("/_standin/faults", {"rotateToken": "just-a-token"}),
-        ("/_standin/faults", {"rotateToken": {"crm": "keap", "token": "t"}}),
+        ("/_standin/faults", {"rotateToken": {"crm": "copper", "token": "t"}}),
         ("/_standin/faults", {"explode": 1}),
         ("/_standin/records", {"crm": "hubspot", "id": "1", "values": {"email": 5}, "modifiedAtMs": 1}),
         ("/_standin/records", {"crm": "hubspot", "id": "1", "values": {}}),

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from devstack.cfn_yaml import load_template, parse_template
 from webhook_adapter.readers.attio import AttioReadConfig
 from webhook_adapter.readers.hubspot import HubSpotReadConfig
+from webhook_adapter.readers.keap import KeapReadConfig
 from webhook_adapter.readers.salesforce import SalesforceReadConfig
 from webhook_adapter.settings import DeliverSettings, ReceiveSettings, env_prefix
 from webhook_adapter.sources.salesforce_cdc import SalesforceCdcConfig
@@ -386,6 +387,7 @@ def test_deliver_may_poll_back_off_record_and_read_the_api_tokens_only(template:
             {"Ref": "SphereTokenSecretArn"},
             {"Fn::If": ["HasHubSpotApiToken", {"Ref": "HubSpotApiTokenSecretArn"}, {"Ref": "AWS::NoValue"}]},
             {"Fn::If": ["HasAttioApiToken", {"Ref": "AttioApiTokenSecretArn"}, {"Ref": "AWS::NoValue"}]},
+            {"Fn::If": ["HasKeapApiToken", {"Ref": "KeapApiTokenSecretArn"}, {"Ref": "AWS::NoValue"}]},
             {
                 "Fn::If": [
                     "HasSalesforceCdcCredentials",
@@ -749,6 +751,7 @@ def test_no_variable_is_set_that_nothing_reads(
     configs: dict[str, type[BaseModel]] = {
         "HUBSPOT": HubSpotReadConfig,
         "ATTIO": AttioReadConfig,
+        "KEAP": KeapReadConfig,
         "SALESFORCE_CDC": SalesforceReadConfig,
     }
     # Receive reads the relay sources' settings (they have no route, so are not among ENABLED_SOURCES).
