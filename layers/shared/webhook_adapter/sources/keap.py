@@ -16,6 +16,7 @@ event's dedup key is ``event_key``, id and ``timestamp``; the ``timestamp`` (the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from webhook_adapter.errors import CredentialsError, InvalidPayload
 from webhook_adapter.model import ReadCause, SourceEvent, Status
-from webhook_adapter.readers.api import iso_epoch_ms
 from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_credential
 from webhook_adapter.sources.base import (
@@ -174,7 +174,7 @@ class KeapSource(JsonSource):
                 f"invalid Keap object key: {describe_validation_error(exc)}",
                 received_ms=received_ms,
             )
-        occurred_at = iso_epoch_ms(key.timestamp)
+        occurred_at = _epoch_ms(key.timestamp)
         if occurred_at is None:
             reason = "invalid Keap object key: timestamp is not an ISO 8601 time with a zone"
             return _refused(delivery, index, element, reason, received_ms=received_ms)
@@ -193,6 +193,18 @@ class KeapSource(JsonSource):
         if kind not in READ_EVENT_KEYS:
             return SourceEvent(**common, settled=Status.IGNORED, reason=f"{kind} events carry no values")
         return SourceEvent(**common, read=ReadCause.THIN)
+
+
+def _epoch_ms(text: str) -> int | None:
+    """The hook's ``timestamp`` (ISO 8601 with a zone: ``Z``, ``+00:00`` or ``+0000``) as epoch ms, else ``None``.
+
+    Parsed here rather than with the readers' helper so receive never loads the readers' HTTP client.
+    """
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int(moment.timestamp() * 1000) if moment.tzinfo is not None else None
 
 
 def _refused(delivery: _Delivery, index: int, element: Any, reason: str, *, received_ms: int) -> SourceEvent:
