@@ -40,8 +40,8 @@ __all__ = ["HOOK_SECRET_HEADER", "MAX_OBJECT_KEYS", "TOKEN_PARAMETER", "KeapConf
 NAME = "keap"
 MAX_OBJECT_KEYS = 1000
 """Most changed objects one delivery holds (Keap's REST hook documentation): more is refused whole (400)."""
-HOOK_SECRET_HEADER = "X-Hook-Secret"
-"""The header of Keap's subscription handshake, echoed in the answer."""
+HOOK_SECRET_HEADER = "X-Hook-Secret"  # nosec B105
+"""The header of Keap's subscription handshake, echoed in the answer (a header's name, not a secret)."""
 TOKEN_PARAMETER = "token"  # nosec B105
 """The query parameter of the hook URL that carries the endpoint token (its name, not a token)."""
 CONTACT = "contact"
@@ -49,7 +49,8 @@ READ_EVENT_KEYS = frozenset({"contact.add", "contact.edit"})
 """Event keys after which the contact holds values to send (read from Keap)."""
 UNKNOWN_CONTACT = "unknown"
 """The contact id of a refused element whose id is unreadable."""
-_HOOK_SECRET_PATTERN = r"^[!-~]{1,512}$"
+_HOOK_SECRET_PATTERN = r"^[!-~]{1,512}$"  # nosec B105
+"""What an ``X-Hook-Secret`` value must look like to be echoed (a shape, not a secret): visible ASCII, bounded."""
 
 
 class KeapConfig(BaseModel):
