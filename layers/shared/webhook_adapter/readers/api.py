@@ -12,16 +12,29 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from webhook_adapter.errors import CrmUnavailable
-from webhook_adapter.model import MAX_VALUE_CHARS, UNCARRIABLE_TEXT, FieldValue
+from webhook_adapter.model import MAX_VALUE_CHARS, UNCARRIABLE_TEXT, ContactField, FieldValue, ReadMode
+from webhook_adapter.records import Reading, RecordReader
+from webhook_adapter.runtime import on_reset
 from webhook_adapter.secrets import read_secret
+from webhook_adapter.settings import DeliverSettings
 from webhook_adapter.sphere import parse_retry_after
 
-__all__ = ["CrmApi", "TokenSource", "iso_epoch_ms", "read_text", "secret_token"]
+__all__ = [
+    "ClosableReader",
+    "CrmApi",
+    "TokenReadConfig",
+    "TokenSource",
+    "iso_epoch_ms",
+    "read_text",
+    "read_values",
+    "secret_token",
+    "token_reading",
+]
 
 _UNAUTHORIZED = 401
 _NOT_FOUND = 404
@@ -53,6 +66,55 @@ def read_text(raw: Any) -> FieldValue:
     if not isinstance(raw, str) or len(text := raw.strip()) > MAX_VALUE_CHARS or UNCARRIABLE_TEXT.search(text):
         raise ValueError("not a value the adapter passes on")
     return text or None
+
+
+def read_values(raw: Mapping[ContactField, Any]) -> dict[ContactField, FieldValue]:
+    """The fields a CRM's record holds, each through ``read_text``; a value it refuses leaves its field out."""
+    values: dict[ContactField, FieldValue] = {}
+    for field, value in raw.items():
+        try:
+            values[field] = read_text(value)
+        except ValueError:
+            continue
+    return values
+
+
+class TokenReadConfig(Protocol):
+    """What every reader's settings hold that ``token_reading`` uses."""
+
+    @property
+    def read_mode(self) -> ReadMode: ...
+
+    @property
+    def api_token_secret_id(self) -> str: ...
+
+
+class ClosableReader(RecordReader, Protocol):
+    """A reader holding a connection pool."""
+
+    def close(self) -> None:
+        """Close the connection pool."""
+
+
+def token_reading[C: TokenReadConfig](
+    settings: DeliverSettings, config: C, reader: Callable[..., ClosableReader]
+) -> Reading:
+    """A token-authenticated CRM's read mode and reader (none in ``payload`` mode), as deliver builds it.
+
+    The token comes from ``config.api_token_secret_id`` (cached like Sphere's); the reader gets deliver's
+    timeouts and a connection per deliver thread, so the threads' reads wait for the CRM together.
+    """
+    if config.read_mode is ReadMode.PAYLOAD:
+        return Reading(config.read_mode, None)
+    built = reader(
+        config,
+        secret_token(config.api_token_secret_id, max_age=settings.secret_max_age_seconds),
+        connect_timeout=settings.sphere_connect_timeout_seconds,
+        timeout=settings.sphere_timeout_seconds,
+        connections=settings.deliver_threads,
+    )
+    on_reset(built.close)
+    return Reading(config.read_mode, built)
 
 
 def secret_token(secret_id: str, *, max_age: int) -> TokenSource:

@@ -17,9 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, mod
 
 from webhook_adapter.errors import CrmUnavailable
 from webhook_adapter.model import ContactField, FieldValue, ReadMode
-from webhook_adapter.readers.api import CrmApi, TokenSource, iso_epoch_ms, read_text, secret_token
+from webhook_adapter.readers.api import (
+    CrmApi,
+    TokenSource,
+    iso_epoch_ms,
+    read_values,
+    token_reading,
+)
 from webhook_adapter.records import CrmRecord, Reading
-from webhook_adapter.runtime import on_reset
 from webhook_adapter.settings import DeliverSettings, load_prefixed
 
 __all__ = ["AttioReadConfig", "AttioReader", "build"]
@@ -147,13 +152,7 @@ class AttioReader:
             **{field: location.get(part) for part, field in _LOCATION.items()},
             ContactField.LINE2: ", ".join(more) or None,
         }
-        values: dict[ContactField, FieldValue] = {}
-        for field, value in raw.items():
-            try:
-                values[field] = read_text(value)
-            except ValueError:
-                continue
-        return values
+        return read_values(raw)
 
 
 def build(settings: DeliverSettings) -> Reading:
@@ -162,16 +161,4 @@ def build(settings: DeliverSettings) -> Reading:
     Raises:
         pydantic.ValidationError: a setting is invalid, or a read mode is set without a token secret.
     """
-    config = load_prefixed(AttioReadConfig, NAME)
-    if config.read_mode is ReadMode.PAYLOAD:
-        return Reading(config.read_mode, None)
-    token = secret_token(config.api_token_secret_id, max_age=settings.secret_max_age_seconds)
-    reader = AttioReader(
-        config,
-        token,
-        connect_timeout=settings.sphere_connect_timeout_seconds,
-        timeout=settings.sphere_timeout_seconds,
-        connections=settings.deliver_threads,  # one per thread: reads wait for the CRM together
-    )
-    on_reset(reader.close)
-    return Reading(config.read_mode, reader)
+    return token_reading(settings, load_prefixed(AttioReadConfig, NAME), AttioReader)

@@ -15,10 +15,15 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, Val
 
 from webhook_adapter.errors import CrmUnavailable
 from webhook_adapter.hubspot_properties import DEFAULT_FIELD_MAP
-from webhook_adapter.model import ContactField, FieldValue, ReadMode
-from webhook_adapter.readers.api import CrmApi, TokenSource, iso_epoch_ms, read_text, secret_token
+from webhook_adapter.model import ContactField, ReadMode
+from webhook_adapter.readers.api import (
+    CrmApi,
+    TokenSource,
+    iso_epoch_ms,
+    read_values,
+    token_reading,
+)
 from webhook_adapter.records import CrmRecord, Reading
-from webhook_adapter.runtime import on_reset
 from webhook_adapter.settings import DeliverSettings, field_map_or, load_prefixed
 
 __all__ = ["HubSpotReadConfig", "HubSpotReader", "build", "contact_path"]
@@ -110,14 +115,10 @@ class HubSpotReader:
         modified = iso_epoch_ms(contact.updated_at) or iso_epoch_ms(contact.properties.get(_MODIFIED))
         if modified is None:
             raise CrmUnavailable("HubSpot's contact carries no modification time (updatedAt)")
-        values: dict[ContactField, FieldValue] = {}
-        for name, field in self._properties.items():
-            if name in contact.properties:
-                try:
-                    values[field] = read_text(contact.properties[name])
-                except ValueError:
-                    continue
-        return CrmRecord(contact_id=contact_id, values=values, modified_at=modified)
+        raw = {
+            field: contact.properties[name] for name, field in self._properties.items() if name in contact.properties
+        }
+        return CrmRecord(contact_id=contact_id, values=read_values(raw), modified_at=modified)
 
 
 def build(settings: DeliverSettings) -> Reading:
@@ -126,16 +127,4 @@ def build(settings: DeliverSettings) -> Reading:
     Raises:
         pydantic.ValidationError: a setting is invalid, or a read mode is set without a token secret.
     """
-    config = load_prefixed(HubSpotReadConfig, NAME)
-    if config.read_mode is ReadMode.PAYLOAD:
-        return Reading(config.read_mode, None)
-    token = secret_token(config.api_token_secret_id, max_age=settings.secret_max_age_seconds)
-    reader = HubSpotReader(
-        config,
-        token,
-        connect_timeout=settings.sphere_connect_timeout_seconds,
-        timeout=settings.sphere_timeout_seconds,
-        connections=settings.deliver_threads,  # one per thread: reads wait for the CRM together
-    )
-    on_reset(reader.close)
-    return Reading(config.read_mode, reader)
+    return token_reading(settings, load_prefixed(HubSpotReadConfig, NAME), HubSpotReader)
