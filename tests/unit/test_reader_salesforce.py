@@ -12,7 +12,8 @@ from devstack.crm_standin import SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET,
 from webhook_adapter.errors import CrmUnavailable, SecretUnavailable
 from webhook_adapter.model import ContactField, ReadMode
 from webhook_adapter.readers.api import CrmApi
-from webhook_adapter.readers.salesforce import TOKEN_PATH, SalesforceReadConfig, SalesforceReader, SalesforceToken
+from webhook_adapter.readers.oauth import OAuthToken
+from webhook_adapter.readers.salesforce import GRANT, TOKEN_PATH, SalesforceReadConfig, SalesforceReader
 
 T0 = 1_795_000_000_000
 CONTACT = "0035e00000AbCdEAAV"
@@ -44,7 +45,7 @@ def reader(crm: CrmStandIn, credentials: str = CREDENTIALS, secret_reads: list[b
             secret_reads.append(refresh)
         return credentials
 
-    token = SalesforceToken(crm.base_url + TOKEN_PATH, secret, connect_timeout=1, timeout=2)
+    token = OAuthToken(crm.base_url + TOKEN_PATH, GRANT, secret, connect_timeout=1, timeout=2)
     return SalesforceReader(config, CrmApi("Salesforce", crm.base_url, token, connect_timeout=1, timeout=2))
 
 
@@ -140,7 +141,7 @@ def test_credentials_salesforce_refuses_make_the_read_unavailable(crm: CrmStandI
     wrong = json.dumps({"client_id": SALESFORCE_CLIENT_ID, "client_secret": "not-it"})
 
     # When a contact is read, Then it is unavailable (retried later), naming no credential
-    with pytest.raises(CrmUnavailable, match="refused the connected app's credentials") as raised:
+    with pytest.raises(CrmUnavailable, match=r"refused the credentials \(400, invalid_client\)") as raised:
         reader(crm, credentials=wrong).read(CONTACT)
     assert "not-it" not in raised.value.message
 

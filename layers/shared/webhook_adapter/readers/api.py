@@ -1,9 +1,9 @@
-"""A CRM's REST API as the readers use it: ``GET`` a JSON record with a bearer token, failures sorted like Sphere's.
+"""A CRM's REST API as the readers use it: ``GET`` a JSON record with a token, failures sorted like Sphere's.
 
 One connection pool per reader and container. A 401 reads the token again once (it may have been rotated);
 429, 5xx, timeouts, dropped connections and a token refused twice are ``CrmUnavailable`` (the change is
-retried, ``Retry-After`` honoured); 404 means the record is gone. Nothing from a CRM's answer but its status
-reaches an error message: its body may echo contact details.
+retried, ``Retry-After`` honoured); 404 (and Zoho's ``204 No Content``) means the record is gone. Nothing
+from a CRM's answer but its status reaches an error message: its body may echo contact details.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import httpx
 
@@ -36,8 +36,11 @@ __all__ = [
     "token_reading",
 ]
 
+_NO_CONTENT = 204
 _UNAUTHORIZED = 401
 _NOT_FOUND = 404
+_TOO_MANY_REQUESTS = 429
+_SERVER_ERROR = 500
 
 type TokenSource = Callable[[bool], str]
 """Returns the API token; called with ``True`` to bypass the cache after a 401."""
@@ -156,35 +159,69 @@ class CrmApi:
         self._http.close()
 
     def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        """The JSON document at ``path``, or ``None`` when the CRM answers 404.
+        """The JSON document at ``path``, or ``None`` when the CRM has nothing there (404, 204).
 
         Raises:
             CrmUnavailable: 429, 5xx, another 4xx, a timeout, a transport error, a body that is not JSON, or a
                 401 with a fresh token too.
             SecretUnavailable: the token could not be read.
         """
-        response = self._get(path, params, refresh=False)
-        if response.status_code == _UNAUTHORIZED:
-            response = self._get(path, params, refresh=True)
+        response = self._authorized("GET", path, params=params)
         status = response.status_code
-        if status == _NOT_FOUND:
+        if status in {_NOT_FOUND, _NO_CONTENT}:
             return None
-        if status == _UNAUTHORIZED:
-            raise CrmUnavailable(f"{self.name} refused the API token, also after reading it again")
         if status >= 300:
-            retry_after = parse_retry_after(response.headers.get("retry-after"), now=time.time())
-            raise CrmUnavailable(f"{self.name} answered {status} to a record read", retry_after=retry_after)
+            self._unavailable(response, "a record read")
+        return self._document(response, "a record read")
+
+    def send_json(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        """Send ``body`` as JSON; the CRM's status and JSON answer (``None`` when empty or not JSON).
+
+        For calls whose 4xx answer says something (Zoho's watch API names a refused channel): only what any
+        call cannot get past raises.
+
+        Raises:
+            CrmUnavailable: 429, 5xx, a timeout, a transport error, or a 401 with a fresh token too.
+            SecretUnavailable: the token could not be read.
+        """
+        response = self._authorized(method, path, json=body)
+        if response.status_code == _TOO_MANY_REQUESTS or response.status_code >= _SERVER_ERROR:
+            self._unavailable(response, f"a {method}")
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, None
+
+    def _authorized(self, method: str, path: str, **request: Any) -> httpx.Response:
+        """The CRM's answer, asked with the token and again once with a fresh one if it was refused (401).
+
+        Raises:
+            CrmUnavailable: a 401 with a fresh token too, a timeout, a transport error.
+            SecretUnavailable: the token could not be read.
+        """
+        response = self._send(method, path, refresh=False, **request)
+        if response.status_code == _UNAUTHORIZED:
+            response = self._send(method, path, refresh=True, **request)
+        if response.status_code == _UNAUTHORIZED:
+            raise CrmUnavailable(f"{self.name} refused the API token, also after reading it again")
+        return response
+
+    def _unavailable(self, response: httpx.Response, what: str) -> NoReturn:
+        retry_after = parse_retry_after(response.headers.get("retry-after"), now=time.time())
+        raise CrmUnavailable(f"{self.name} answered {response.status_code} to {what}", retry_after=retry_after)
+
+    def _document(self, response: httpx.Response, what: str) -> Any:
         try:
             return response.json()
         except ValueError as exc:
-            raise CrmUnavailable(f"{self.name} answered a record read with a body that is not JSON") from exc
+            raise CrmUnavailable(f"{self.name} answered {what} with a body that is not JSON") from exc
 
-    def _get(self, path: str, params: Mapping[str, str] | None, *, refresh: bool) -> httpx.Response:
+    def _send(self, method: str, path: str, *, refresh: bool, **request: Any) -> httpx.Response:
         with self._token_lock:
             token = self._token(refresh)
         try:
-            return self._http.get(path, params=params, headers=dict(self._authorization(token)))
+            return self._http.request(method, path, headers=dict(self._authorization(token)), **request)
         except httpx.TimeoutException as exc:
-            raise CrmUnavailable(f"{self.name} did not answer a record read in time") from exc
+            raise CrmUnavailable(f"{self.name} did not answer in time") from exc
         except httpx.HTTPError as exc:
             raise CrmUnavailable(f"could not reach {self.name} ({type(exc).__name__})") from exc

@@ -10,24 +10,19 @@ field the org lacks is a 400); ``LastModifiedDate`` (else ``SystemModstamp``) da
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Callable
 from typing import Annotated, Any
 
-import httpx
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, model_validator
 
-from webhook_adapter.errors import CrmUnavailable, SecretUnavailable
+from webhook_adapter.errors import CrmUnavailable
 from webhook_adapter.model import ContactField, FieldValue, ReadMode
 from webhook_adapter.readers.api import CrmApi, iso_epoch_ms, read_text
+from webhook_adapter.readers.oauth import OAuthGrant, oauth_api
 from webhook_adapter.records import CrmRecord, Reading
-from webhook_adapter.runtime import on_reset
 from webhook_adapter.salesforce_fields import CDC_NAME, split_street
-from webhook_adapter.secrets import read_secret
 from webhook_adapter.settings import DeliverSettings, load_prefixed
 
-__all__ = ["ClientCredentials", "SalesforceReadConfig", "SalesforceReader", "SalesforceToken", "build"]
+__all__ = ["GRANT", "TOKEN_PATH", "SalesforceReadConfig", "SalesforceReader", "build"]
 
 TOKEN_PATH = "/services/oauth2/token"  # nosec B105 # the OAuth token endpoint's path, not a secret
 _FIELDS: dict[str, ContactField] = {
@@ -81,77 +76,8 @@ class SalesforceReadConfig(BaseModel):
         return self
 
 
-class ClientCredentials(BaseModel):
-    """The connected app's consumer key and secret, as the credentials secret holds them."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    client_id: Annotated[str, Field(min_length=1)]
-    client_secret: Annotated[str, Field(min_length=1)]
-
-
-class _TokenAnswer(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    access_token: Annotated[str, Field(min_length=1)]
-
-
-class SalesforceToken:
-    """The access token of the client credentials flow, fetched on first use and again when refused (``refresh``)."""
-
-    def __init__(
-        self, token_url: str, credentials: Callable[[bool], str], *, connect_timeout: float, timeout: float
-    ) -> None:
-        self._credentials = credentials
-        """Reads the credentials secret's text; called with ``True`` to bypass its cache."""
-        self._token_url = token_url
-        self._token: str | None = None
-        self._lock = threading.Lock()
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout, connect=connect_timeout))
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
-
-    def __call__(self, refresh: bool) -> str:
-        """The access token; a new one when ``refresh`` (the last one was refused).
-
-        Raises:
-            CrmUnavailable: the token endpoint refused the credentials or could not answer.
-            SecretUnavailable: the credentials secret could not be read or is not the expected JSON.
-        """
-        with self._lock:
-            if self._token is None or refresh:
-                self._token = self._fetch(refresh=refresh)
-            return self._token
-
-    def _fetch(self, *, refresh: bool) -> str:
-        credentials = self._read_credentials(refresh=refresh)
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": credentials.client_id,
-            "client_secret": credentials.client_secret,
-        }
-        try:
-            response = self._http.post(self._token_url, data=form, headers={"Accept": "application/json"})
-        except httpx.TimeoutException as exc:
-            raise CrmUnavailable("Salesforce's token endpoint did not answer in time") from exc
-        except httpx.HTTPError as exc:
-            raise CrmUnavailable(f"could not reach Salesforce's token endpoint ({type(exc).__name__})") from exc
-        if response.status_code != _OK:
-            why = "refused the connected app's credentials" if response.status_code < _SERVER_ERROR else "failed"
-            raise CrmUnavailable(f"Salesforce's token endpoint {why} ({response.status_code})")
-        try:
-            return _TokenAnswer.model_validate_json(response.content).access_token
-        except ValidationError as exc:
-            raise CrmUnavailable("Salesforce's token endpoint answered without an access token") from exc
-
-    def _read_credentials(self, *, refresh: bool) -> ClientCredentials:
-        text = self._credentials(refresh)
-        try:
-            return ClientCredentials.model_validate(json.loads(text))
-        except (ValueError, ValidationError) as exc:
-            raise SecretUnavailable('the credentials secret must be JSON {"client_id", "client_secret"}') from exc
+GRANT = OAuthGrant(crm="Salesforce", grant_type="client_credentials", credential_keys=("client_id", "client_secret"))
+"""The connected app's consumer key and secret, as the credentials secret holds them."""
 
 
 class SalesforceReader:
@@ -218,23 +144,15 @@ def build(settings: DeliverSettings) -> Reading:
     if config.mode is ReadMode.PAYLOAD or config.instance_url is None:
         return Reading(config.mode, None)
     base = str(config.instance_url).rstrip("/")
-    token = SalesforceToken(
-        str(config.login_url or config.instance_url).rstrip("/") + TOKEN_PATH,
-        lambda refresh: read_secret(
-            config.credentials_secret_id, max_age=settings.secret_max_age_seconds, refresh=refresh
-        ),
-        connect_timeout=settings.sphere_connect_timeout_seconds,
-        timeout=settings.sphere_timeout_seconds,
-    )
-    api = CrmApi(
+    api = oauth_api(
         "Salesforce",
         base,
-        token,
+        token_url=str(config.login_url or config.instance_url).rstrip("/") + TOKEN_PATH,
+        grant=GRANT,
+        credentials_secret_id=config.credentials_secret_id,
+        secret_max_age=settings.secret_max_age_seconds,
         connect_timeout=settings.sphere_connect_timeout_seconds,
         timeout=settings.sphere_timeout_seconds,
         connections=settings.deliver_threads,  # one per thread: reads wait for the CRM together
     )
-    reader = SalesforceReader(config, api)
-    on_reset(reader.close)
-    on_reset(token.close)
-    return Reading(config.mode, reader)
+    return Reading(config.mode, SalesforceReader(config, api))
