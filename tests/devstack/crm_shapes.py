@@ -30,6 +30,8 @@ __all__ = [
     "SALESFORCE_TOKEN_PATH",
     "UNAUTHORIZED_MESSAGES",
     "ZOHO_CUSTOMER_ID",
+    "ZOHO_TOKEN_PATH",
+    "ZOHO_WATCH_PATH",
     "Contact",
     "Crm",
     "attio_view",
@@ -181,6 +183,8 @@ _ATTIO_PATH: Final = re.compile(r"^/v2/objects/people/records/(?P<id>[^/]+)$")
 SALESFORCE_PATH: Final = re.compile(r"^/services/data/v(?P<version>\d+\.\d)/sobjects/Contact/(?P<id>[^/]+)$")
 SALESFORCE_TOKEN_PATH: Final = "/services/oauth2/token"
 _ZOHO_PATH: Final = re.compile(r"^/crm/v\d+/Contacts/(?P<id>[^/]+)$")
+ZOHO_TOKEN_PATH: Final = "/oauth/v2/token"
+ZOHO_WATCH_PATH: Final = re.compile(r"^/crm/v\d+/actions/watch$")
 _KEAP_PATH: Final = re.compile(r"^/crm/rest/v1/contacts/(?P<id>[^/]+)$")
 _PIPEDRIVE_ERROR_INFO: Final = "Please check developers.pipedrive.com for more information about Pipedrive API."
 _ROUTES: Final = (
@@ -215,9 +219,11 @@ def read_route(path: str) -> tuple[Crm, str] | None:
 
 
 def crm_of(path: str) -> Crm | None:
-    """The CRM whose endpoint (a record read or Salesforce's token endpoint) ``path`` names."""
+    """The CRM whose endpoint (a record read, a token endpoint, Zoho's watch API) ``path`` names."""
     if path == SALESFORCE_TOKEN_PATH:
         return Crm.SALESFORCE
+    if path == ZOHO_TOKEN_PATH or ZOHO_WATCH_PATH.match(path):
+        return Crm.ZOHO
     found = read_route(path)
     return found[0] if found else None
 

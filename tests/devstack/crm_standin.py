@@ -53,6 +53,16 @@ Shapes, and the vendor page each follows (looked up 2026-11-26; *unconfirmed* ma
   ``last_updated`` (Keap's v1 REST reference as quoted by developers; the ``+0000`` time format and the
   error bodies are unconfirmed: a bad token gets Apigee's ``{"fault": {"faultstring", "detail"}}``, a
   missing contact ``{"message"}``).
+* Zoho's accounts server, ``POST /oauth/v2/token`` with ``grant_type=refresh_token``, ``client_id``,
+  ``client_secret`` and ``refresh_token``: ``{"access_token", "api_domain", "token_type": "Bearer",
+  "expires_in": 3600}``; a refused grant answers ``200`` with ``{"error": "invalid_code"}`` (or
+  ``invalid_client``), as Zoho's OAuth guide shows. Zoho's Notification API, ``/crm/v8/actions/watch``:
+  ``POST`` enables channels and ``PUT`` replaces their details, each ``{"watch": [{"channel_id", "events",
+  "channel_expiry", "token", "notify_url"}]}``, answered ``{"watch": [{"code": "SUCCESS", "details":
+  {"events": [{"channel_expiry", "resource_uri", "resource_id", "resource_name", "channel_id"}]},
+  "message", "status": "success"}]}`` (zoho.com/crm/developer/docs/api/v8/notifications); an expiry
+  more than a day ahead, or none, becomes one hour (the v2-v8 pages say so; v6's "one week" is not
+  followed). A ``PUT`` for a channel that is unknown or expired answers 400 ``INVALID_DATA``: unconfirmed.
 
 ``put_record`` takes the adapter's contact fields (``webhook_adapter.model.ContactField`` values) and
 stores them under each CRM's own names (``CRM_FIELD_NAMES``); ``put_raw`` stores an exact 200 body.
@@ -69,13 +79,15 @@ from __future__ import annotations
 import argparse
 import base64
 import copy
+import dataclasses
 import hashlib
 import hmac
+import json
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any, Final
@@ -91,6 +103,8 @@ from devstack.crm_shapes import (
     SALESFORCE_TOKEN_PATH,
     UNAUTHORIZED_MESSAGES,
     ZOHO_CUSTOMER_ID,
+    ZOHO_TOKEN_PATH,
+    ZOHO_WATCH_PATH,
     Contact,
     Crm,
     attio_view,
@@ -129,9 +143,13 @@ __all__ = [
     "DEFAULT_TOKENS",
     "SALESFORCE_CLIENT_ID",
     "SALESFORCE_CLIENT_SECRET",
+    "ZOHO_CLIENT_ID",
+    "ZOHO_CLIENT_SECRET",
+    "ZOHO_REFRESH_TOKEN",
     "Crm",
     "CrmStandIn",
     "RecordedRequest",
+    "ZohoChannel",
     "main",
 ]
 
@@ -156,6 +174,16 @@ DEFAULT_TOKENS: Final[Mapping[Crm, str]] = MappingProxyType(
 
 SALESFORCE_CLIENT_ID: Final = "local-connected-app-consumer-key"
 SALESFORCE_CLIENT_SECRET: Final = "local-connected-app-consumer-secret"
+
+ZOHO_CLIENT_ID: Final = "1000.LOCALZOHOSELFCLIENT"
+ZOHO_CLIENT_SECRET: Final = "local-zoho-self-client-secret"
+ZOHO_REFRESH_TOKEN: Final = "1000.local-zoho-refresh-token"
+"""The self client's credentials and refresh token that Zoho's token endpoint takes."""
+ZOHO_TOKEN_SECONDS: Final = 3600
+"""How long Zoho says an access token lasts (``expires_in``)."""
+ZOHO_CHANNEL_MAX_SECONDS: Final = 24 * 3600
+"""Furthest a channel's expiry may be set ahead; further, or none, means ``ZOHO_CHANNEL_DEFAULT_SECONDS``."""
+ZOHO_CHANNEL_DEFAULT_SECONDS: Final = 3600
 
 DEFAULT_PIPEDRIVE_CUSTOMER_ID_KEY: Final = "5b1c7d9e2f4a6c8e0b1d3f5a7c9e1b3d5f7a9c0e"
 """The 40-hex key of the Pipedrive custom field holding the Sphere customer id."""
@@ -225,6 +253,17 @@ class _Raw:
 type _Stored = Contact | _Raw
 
 
+@dataclass(frozen=True, slots=True)
+class ZohoChannel:
+    """A Zoho Notification API channel as enabled: where and with which token Zoho would call, until when."""
+
+    channel_id: str
+    events: tuple[str, ...]
+    token: str | None
+    notify_url: str
+    expires_at: datetime
+
+
 # ---------------------------------------------------------------------------------------------- the stand-in
 
 
@@ -272,6 +311,7 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
         self._initial_tokens: Mapping[Crm, str] = MappingProxyType(initial)
         self._tokens: dict[Crm, str] = dict(initial)
         self._client_id = salesforce_client_id
+        self._zoho_client = (ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET)
         self._client_secret = salesforce_client_secret
         self._pipedrive_key = pipedrive_customer_id_key
         self._hubspot_property = hubspot_customer_id_property
@@ -279,6 +319,7 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
         self._attio_slug = attio_customer_id_slug
         self._zoho_field = zoho_customer_id_field
         self._stored: dict[Crm, dict[str, _Stored]] = {crm: {} for crm in Crm}
+        self._zoho_channels: dict[str, ZohoChannel] = {}
 
     # -- records --------------------------------------------------------------------------------
 
@@ -347,6 +388,21 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
             for record in self.requests
             if record.crm is target and record.record_id is not None and record.status == HTTPStatus.OK
         ]
+
+    def zoho_channels(self) -> dict[str, ZohoChannel]:
+        """Zoho's notification channels by id, expired ones included (compare ``expires_at`` with the time)."""
+        with self._lock:
+            return dict(self._zoho_channels)
+
+    def expire_zoho_channel(self, channel_id: str) -> None:
+        """Let a Zoho channel lapse now (as when nothing renewed it in time).
+
+        Raises:
+            KeyError: no such channel.
+        """
+        with self._lock:
+            channel = self._zoho_channels[channel_id]
+            self._zoho_channels[channel_id] = dataclasses.replace(channel, expires_at=datetime.now(UTC))
 
     # -- faults ---------------------------------------------------------------------------------
 
@@ -423,6 +479,10 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
     def _answer(self, request: ApiRequest) -> Reply:
         if request.path == SALESFORCE_TOKEN_PATH:
             return self._salesforce_token(request)
+        if request.path == ZOHO_TOKEN_PATH:
+            return self._zoho_token(request)
+        if ZOHO_WATCH_PATH.match(request.path):
+            return self._zoho_watch(request)
         route = read_route(request.path)
         if route is None:
             return vendor_error(None, HTTPStatus.NOT_FOUND, "Unknown path")
@@ -513,6 +573,46 @@ class CrmStandIn(LoopbackStandIn[RecordedRequest]):
             },
         )
 
+    def _zoho_token(self, request: ApiRequest) -> Reply:
+        """``POST /oauth/v2/token`` with the refresh-token grant; Zoho answers a refused one 200 with ``error``."""
+        form = dict(parse_qsl(request.raw_body.decode("utf-8", errors="replace")))
+        if request.method != "POST" or form.get("grant_type") != "refresh_token":
+            return json_reply(HTTPStatus.OK, {"error": "unsupported_grant_type"})
+        given = (form.get("client_id", ""), form.get("client_secret", ""))
+        if not all(hmac.compare_digest(a.encode(), b.encode()) for a, b in zip(given, self._zoho_client, strict=True)):
+            return json_reply(HTTPStatus.OK, {"error": "invalid_client"})
+        if not hmac.compare_digest(form.get("refresh_token", "").encode(), ZOHO_REFRESH_TOKEN.encode()):
+            return json_reply(HTTPStatus.OK, {"error": "invalid_code"})
+        with self._lock:
+            token = self._tokens[Crm.ZOHO]
+        answer = {"access_token": token, "api_domain": self.base_url, "token_type": "Bearer"}
+        return json_reply(HTTPStatus.OK, answer | {"expires_in": ZOHO_TOKEN_SECONDS})
+
+    def _zoho_watch(self, request: ApiRequest) -> Reply:
+        """``POST`` (enable) or ``PUT`` (replace the details of) Zoho notification channels."""
+        if request.method not in {"POST", "PUT"}:
+            return vendor_error(Crm.ZOHO, HTTPStatus.METHOD_NOT_ALLOWED, "Method not allowed")
+        if not self._is_authorized(Crm.ZOHO, request.headers, {}):
+            return vendor_error(Crm.ZOHO, HTTPStatus.UNAUTHORIZED, UNAUTHORIZED_MESSAGES[Crm.ZOHO])
+        try:
+            channels = _zoho_watch_request(request.raw_body, now=datetime.now(UTC))
+        except ValueError as error:
+            return _zoho_watch_error("INVALID_DATA", str(error))
+        with self._lock:
+            if request.method == "PUT":
+                now = datetime.now(UTC)
+                known = self._zoho_channels
+                missing = [
+                    c.channel_id for c in channels if c.channel_id not in known or known[c.channel_id].expires_at <= now
+                ]
+                if missing:
+                    return _zoho_watch_error("INVALID_DATA", "the channel_id given seems to be invalid")
+            for channel in channels:
+                self._zoho_channels[channel.channel_id] = channel
+        return json_reply(
+            HTTPStatus.OK, {"watch": [_zoho_watch_success(channel, self.base_url) for channel in channels]}
+        )
+
     def _control(self, method: str, path: str, raw_body: bytes) -> Reply:
         """Raises: TypeError, ValueError: a malformed control body."""
         routes: dict[tuple[str, str], Callable[[], Reply]] = {
@@ -596,6 +696,66 @@ def _is_int(value: Any) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- standalone
+
+
+def _zoho_watch_request(raw: bytes, *, now: datetime) -> list[ZohoChannel]:
+    """The channels a watch request names, each expiry as Zoho sets it.
+
+    Raises:
+        ValueError: not ``{"watch": [{channel_id, events, notify_url, ...}]}``, or a token over 50 characters.
+    """
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        raise ValueError("the body is not JSON") from None
+    items = document.get("watch") if isinstance(document, dict) else None
+    if not isinstance(items, list) or not items:
+        raise ValueError("watch must be a non-empty array")
+    return [_zoho_channel(item, now=now) for item in items]
+
+
+def _zoho_channel(item: Any, *, now: datetime) -> ZohoChannel:
+    """Raises: ValueError: a malformed channel."""
+    if not isinstance(item, dict):
+        raise ValueError("each watch entry must be an object")  # noqa: TRY004 - answered 400 like any bad value
+    channel_id, events, url, token = (item.get(key) for key in ("channel_id", "events", "notify_url", "token"))
+    if not str(channel_id or "").isdigit():
+        raise ValueError("channel_id must be a number")
+    if not isinstance(events, list) or not events or not all(isinstance(e, str) and "." in e for e in events):
+        raise ValueError("events must be a non-empty array of Module.operation")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise ValueError("notify_url must be a URL")
+    if token is not None and (not isinstance(token, str) or len(token) > 50):
+        raise ValueError("token must be text of at most 50 characters")
+    expires_at = now + timedelta(seconds=ZOHO_CHANNEL_DEFAULT_SECONDS)
+    asked = item.get("channel_expiry")
+    if isinstance(asked, str):
+        try:
+            moment = datetime.fromisoformat(asked)
+        except ValueError:
+            raise ValueError("channel_expiry must be an ISO 8601 time") from None
+        if moment.tzinfo is not None and now < moment <= now + timedelta(seconds=ZOHO_CHANNEL_MAX_SECONDS):
+            expires_at = moment
+    return ZohoChannel(str(channel_id), tuple(events), token, url, expires_at)
+
+
+def _zoho_watch_success(channel: ZohoChannel, base_url: str) -> dict[str, Any]:
+    module = channel.events[0].split(".", 1)[0]
+    event = {
+        "channel_expiry": channel.expires_at.isoformat(timespec="seconds"),
+        "resource_uri": f"{base_url}/crm/v8/{module}",
+        "resource_id": "4876876000000002175",
+        "resource_name": module,
+        "channel_id": channel.channel_id,
+    }
+    message = "Successfully subscribed for actions-watch of the given module"
+    return {"code": "SUCCESS", "details": {"events": [event]}, "message": message, "status": "success"}
+
+
+def _zoho_watch_error(code: str, message: str) -> Reply:
+    return json_reply(
+        HTTPStatus.BAD_REQUEST, {"watch": [{"code": code, "details": {}, "message": message, "status": "error"}]}
+    )
 
 
 _DESCRIPTION: Final = "CRM record-read stand-in (HubSpot, Pipedrive, Attio, Salesforce, Zoho, Keap) on 127.0.0.1."

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AdapterError",
     "BodyTooLarge",
+    "ChannelRefused",
     "CredentialsError",
     "CrmUnavailable",
     "ForbiddenSender",
@@ -193,6 +194,12 @@ class CrmUnavailable(TransientError):
     not cure): the change is retried, as a call Sphere could not take is."""
 
     code = "crm_unavailable"
+
+
+class ChannelRefused(PermanentError):
+    """Zoho would neither renew nor enable the notification channel (the channel function's settings are wrong)."""
+
+    code = "channel_refused"
 
 
 class SphereCallsHeld(TransientError):

@@ -20,6 +20,7 @@ READER_MODULES = {
     "attio": "webhook_adapter.readers.attio",
     "keap": "webhook_adapter.readers.keap",
     "salesforce-cdc": "webhook_adapter.readers.salesforce",
+    "zoho": "webhook_adapter.readers.zoho",
 }
 """Source name to the module whose ``build(settings)`` returns its read mode and reader."""
 
