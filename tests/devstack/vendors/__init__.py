@@ -28,6 +28,7 @@ _MODULES = {
     "salesforce": "devstack.vendors.salesforce",
     "attio": "devstack.vendors.attio",
     "keap": "devstack.vendors.keap",
+    "zoho": "devstack.vendors.zoho",
 }
 
 

@@ -24,6 +24,7 @@ SOURCE_MODULES = {
     "salesforce": "webhook_adapter.sources.salesforce",
     "attio": "webhook_adapter.sources.attio",
     "keap": "webhook_adapter.sources.keap",
+    "zoho": "webhook_adapter.sources.zoho",
 }
 """Route name (``POST /webhooks/{name}``) to the module whose ``build()`` returns the source."""
 
