@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from devstack.cfn_yaml import load_template as parse_template_file
 from devstack.crm_shapes import Crm
-from devstack.crm_standin import DEFAULT_TOKENS, SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET
+from devstack.crm_standin import (
+    DEFAULT_TOKENS,
+    SALESFORCE_CLIENT_ID,
+    SALESFORCE_CLIENT_SECRET,
+    ZOHO_CLIENT_ID,
+    ZOHO_CLIENT_SECRET,
+    ZOHO_REFRESH_TOKEN,
+)
 from devstack.vendors import VENDORS, vendor
 
 if TYPE_CHECKING:
@@ -56,11 +63,15 @@ LOCAL_SECRETS = {
     "SalesforceCdcCredentialsSecretArn": json.dumps(
         {"client_id": SALESFORCE_CLIENT_ID, "client_secret": SALESFORCE_CLIENT_SECRET}
     ),
+    "ZohoCredentialsSecretArn": json.dumps(
+        {"client_id": ZOHO_CLIENT_ID, "client_secret": ZOHO_CLIENT_SECRET, "refresh_token": ZOHO_REFRESH_TOKEN}
+    ),
     **{kit.secret_parameter: kit.local_secret for kit in _KITS},
 }
 """Default values of the secrets the template takes as ARN parameters (override per run): every source is on, and
 HubSpot contacts, Attio people, Keap contacts and Salesforce Contacts (the connected app's client credentials) can be
-read from the CRM stand-in."""
+read from the CRM stand-in, and Zoho contacts too, with the self client's refresh grant, which also keeps the Zoho
+notification channel open."""
 
 SECRET_VARIABLES = {kit.secret_parameter: kit.secret_variable for kit in _KITS}
 """The environment variables that override the local signing secrets (``make run``, ``make events``)."""

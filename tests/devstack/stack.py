@@ -157,6 +157,8 @@ class LocalStack:
         self.resources: LocalResources | None = None
         self.gateway: LocalGateway | None = None
         self.poller: QueuePoller | None = None
+        self.zoho_channel: dict[str, Any] | None = None
+        """What the Zoho channel function's first run answered (``None`` when the stack has no Zoho channel)."""
         self.aws_url = ""
 
     @property
@@ -238,8 +240,15 @@ class LocalStack:
             "KEAP_API_URL": self.crm.base_url,
             "SALESFORCE_CDC_INSTANCE_URL": self.crm.base_url,
             "SALESFORCE_CDC_READ_MODE": "fetch-when-incomplete",
+            "ZOHO_API_URL": self.crm.base_url,
+            "ZOHO_ACCOUNTS_URL": self.crm.base_url,
             **self.options.environment,
         }
+        if self.resources.resolver.condition("HasZohoChannel"):
+            environment = {
+                **function_environment(self.resources, "ZohoChannelFunction", PublicBaseUrl=self.gateway.url),
+                **environment,
+            }
         os.environ.update(environment)
         runtime.reset()
         self._receive = importlib.import_module("receive.app").lambda_handler
@@ -257,6 +266,9 @@ class LocalStack:
         )
         self.poller.start()
         self._stops.append(self.poller.stop)
+        if self.resources.resolver.condition("HasZohoChannel"):
+            # The schedule's first run: Zoho's notification channel is open from the start.
+            self.zoho_channel = self.renew_zoho_channel()
         log.info("local stack up: webhooks on %s, AWS on %s, Sphere at %s", self.gateway.url, self.aws_url, sphere_url)
 
     def put_event(self, detail_type: str, detail: Mapping[str, Any], **envelope: Any) -> dict[str, Any]:
@@ -269,6 +281,15 @@ class LocalStack:
             raise RuntimeError("the local stack is not started")
         event = eventbridge_event(detail_type, detail, **envelope)
         return self._invoke_receive(event, LambdaContext(function_name="receive"))
+
+    def renew_zoho_channel(self) -> dict[str, Any]:
+        """Invoke the Zoho channel function as its schedule does; its result (the channel and its expiry).
+
+        Raises what the function raises (on AWS, the failed run would count in its alarm).
+        """
+        handler = importlib.import_module("zoho_channels.app").lambda_handler
+        result: dict[str, Any] = handler({}, LambdaContext(function_name="zoho-channel"))
+        return result
 
     def _invoke_receive(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         result: dict[str, Any] = self._receive(event, context)

@@ -21,6 +21,7 @@ import pytest
 
 from devstack.pipeline import Answer, Pipeline
 from devstack.resources import LOCAL_SECRETS
+from devstack.sphere_standin import SEED_INDIVIDUAL_ID
 from devstack.vendors.zoho import CHANNEL_ID, FIXTURES, VENDOR, notification, webhook_request
 from webhook_adapter import runtime
 from webhook_adapter.sources.base import canonical_json
@@ -123,7 +124,12 @@ def test_a_form_data_workflow_webhook_with_the_token_in_the_header_is_delivered(
 
 def test_a_workflow_body_without_a_readable_time_is_ordered_by_arrival_and_says_so(pipeline: Pipeline) -> None:
     # Given a workflow body whose Modified_Time merge field rendered in a form the adapter cannot read
-    body = {"id": "5725767000000000043", "Modified_Time": "26/11/2026 10:24 AM", "Mailing_City": "Oak Park"}
+    body = {
+        "id": "5725767000000000043",
+        "Modified_Time": "26/11/2026 10:24 AM",
+        "Email": "ada@example.com",
+        "Sphere_Customer_Id": SEED_INDIVIDUAL_ID,
+    }
     start = now_ms()
 
     # When Zoho posts it
@@ -136,6 +142,7 @@ def test_a_workflow_body_without_a_readable_time_is_ordered_by_arrival_and_says_
     item = pipeline.event("zoho", workflow_key(body))
     assert start - 1000 <= int(item["occurred_at"]) <= now_ms()
     assert "ordered by its arrival" in item["reason"]
+    assert item["status"] == "delivered"
 
 
 def test_a_workflow_body_without_a_mapped_field_is_ignored(pipeline: Pipeline) -> None:

@@ -343,12 +343,21 @@ def test_the_record_id_may_be_a_number() -> None:
     assert one({"id": 5725767000000524157, "Email": "a@example.com"}).contact_id == "5725767000000524157"
 
 
+@pytest.mark.parametrize("rendered", ["zcrm_5725767000000524157", " ZCRM_5725767000000524157 "])
+def test_a_record_id_rendered_with_zohos_zcrm_prefix_names_the_same_contact(rendered: str) -> None:
+    # Given the id merge field rendered as Zoho does in some places ("zcrm_" and the digits)
+    # Then the contact is the one a notification names by its digits
+    assert one({"id": rendered, "Email": "a@example.com"}).contact_id == "5725767000000524157"
+
+
 @pytest.mark.parametrize(
     "body",
     [
         {"Email": "a@example.com"},
         {"id": PLANTED, "Email": "a@example.com"},
         {"id": "${Contacts.Contact Id}"},
+        {"id": "zcrm_"},
+        {"id": "zcrm_zcrm_42"},
         {"id": None},
         {"id": True},
         {"id": "42", "Email": ["a@example.com"]},

@@ -20,8 +20,10 @@ from webhook_adapter.readers.attio import AttioReadConfig
 from webhook_adapter.readers.hubspot import HubSpotReadConfig
 from webhook_adapter.readers.keap import KeapReadConfig
 from webhook_adapter.readers.salesforce import SalesforceReadConfig
+from webhook_adapter.readers.zoho import ZohoReadConfig
 from webhook_adapter.settings import DeliverSettings, ReceiveSettings, env_prefix
 from webhook_adapter.sources.salesforce_cdc import SalesforceCdcConfig
+from webhook_adapter.zoho_channels import CHANNEL_HOURS, ChannelConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -395,8 +397,40 @@ def test_deliver_may_poll_back_off_record_and_read_the_api_tokens_only(template:
                     {"Ref": "AWS::NoValue"},
                 ]
             },
+            {"Fn::If": ["HasZohoCredentials", {"Ref": "ZohoCredentialsSecretArn"}, {"Ref": "AWS::NoValue"}]},
         ],
     }
+
+
+def test_the_zoho_channel_function_reads_only_its_two_secrets_and_runs_often_enough_to_outlive_failures(
+    template: dict[str, Any],
+) -> None:
+    # Given the Zoho channel function, its role, schedule and alarm
+    grants = role_grants(template, "ZohoChannelFunctionRole")
+    (schedule,) = props(template, "ZohoChannelFunction")["Events"].values()
+    alarm = template["Resources"]["ZohoChannelAlarm"]["Properties"]
+
+    # Then it may write its logs and traces and read the Zoho source's token and the self client's credentials only
+    assert grants == {
+        "logs:CreateLogStream": [{"Fn::GetAtt": ["ZohoChannelLogGroup", "Arn"]}],
+        "logs:PutLogEvents": [{"Fn::GetAtt": ["ZohoChannelLogGroup", "Arn"]}],
+        "xray:PutTraceSegments": ["*"],
+        "xray:PutTelemetryRecords": ["*"],
+        "secretsmanager:GetSecretValue": [{"Ref": "ZohoSecretArn"}, {"Ref": "ZohoCredentialsSecretArn"}],
+    }
+    # And it exists only when the channel can be served (the source, the credentials and a channel id given)
+    for logical_id in ("ZohoChannelFunction", "ZohoChannelFunctionRole", "ZohoChannelLogGroup", "ZohoChannelAlarm"):
+        assert template["Resources"][logical_id]["Condition"] == "HasZohoChannel"
+    # And it runs every 30 minutes, so a channel set CHANNEL_HOURS ahead outlives dozens of failed runs, and its
+    # alarm fires while more than half of that time is left
+    assert schedule["Type"] == "ScheduleV2"
+    assert schedule["Properties"]["ScheduleExpression"] == "rate(30 minutes)"
+    alarm_hours = alarm["Period"] * alarm["EvaluationPeriods"] / 3600
+    assert (alarm["MetricName"], alarm["Statistic"], alarm["Threshold"]) == ("Errors", "Sum", 0)
+    assert alarm_hours < CHANNEL_HOURS / 2
+    # And its route is the Zoho source's, as Zoho must post the notifications there
+    notify_url = function_environment(template, "ZohoChannelFunction")["ZOHO_NOTIFY_URL"]
+    assert notify_url["Fn::Sub"][0] == "${Base}/webhooks/zoho"
 
 
 def source_secret_parameters(template: dict[str, Any]) -> list[str]:
@@ -603,7 +637,7 @@ def test_the_layer_is_built_by_sam_from_the_shared_package(template: dict[str, A
 def test_every_function_logs_to_its_own_log_group_with_retention(template: dict[str, Any]) -> None:
     # Given every function
     functions = resources_of_type(template, "AWS::Serverless::Function")
-    assert set(functions) == {"ReceiveFunction", "DeliverFunction"}
+    assert set(functions) == {"ReceiveFunction", "DeliverFunction", "ZohoChannelFunction"}
 
     for res in functions.values():
         # When its log group is looked up
@@ -753,6 +787,7 @@ def test_no_variable_is_set_that_nothing_reads(
         "ATTIO": AttioReadConfig,
         "KEAP": KeapReadConfig,
         "SALESFORCE_CDC": SalesforceReadConfig,
+        "ZOHO": ZohoReadConfig,
     }
     # Receive reads the relay sources' settings (they have no route, so are not among ENABLED_SOURCES).
     relays: dict[str, type[BaseModel]] = {"SALESFORCE_CDC": SalesforceCdcConfig}
@@ -772,6 +807,16 @@ def test_no_variable_is_set_that_nothing_reads(
         and not (prefixes and name.startswith(prefixes))
     }
     assert unknown == set()
+
+
+def test_the_zoho_channel_function_sets_every_setting_it_needs_and_nothing_else(template: dict[str, Any]) -> None:
+    # Given the channel function's own variables (beyond the Globals every function gets)
+    own = props(template, "ZohoChannelFunction")["Environment"]["Variables"]
+    fields = {f"ZOHO_{name.upper()}": info for name, info in ChannelConfig.model_fields.items()}
+
+    # Then each is a channel setting, and every required one is set
+    assert set(own) <= set(fields)
+    assert {name for name, info in fields.items() if info.is_required()} <= set(own)
 
 
 # ----------------------------------------------------------------------------------------------- monitoring

@@ -41,7 +41,7 @@ _CODE = re.compile(r"^[A-Z_]{1,64}$")
 class ChannelConfig(ZohoApiConfig):
     """``ZOHO_*`` settings of the channel function."""
 
-    channel_id: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,18}$")]
+    channel_id: Annotated[str, Field(pattern=r"^[0-9]{1,19}$")]
     notify_url: HttpUrl
     """The adapter's Zoho route, where Zoho posts notifications."""
     secret_id: Annotated[str, Field(min_length=1)]

@@ -84,6 +84,7 @@ TIME_KEY = "Modified_Time"
 UNKNOWN_CONTACT = "unknown"
 """The contact id of a refused notification element whose id is unreadable."""
 _MAX_ID_DIGITS = 19
+_ID_PREFIX = "zcrm_"
 """Zoho's record and channel ids are 64-bit numbers (19 digits)."""
 _EPOCH_SECONDS_LIMIT = 10**11
 """Numbers below this are epoch seconds, above it epoch milliseconds (10**11 s is the year 5138)."""
@@ -131,6 +132,17 @@ def _digits(value: Any) -> str | None:
     if 0 < len(text) <= _MAX_ID_DIGITS and text.isascii() and text.isdigit() and int(text) > 0:
         return text
     return None
+
+
+def _workflow_record_id(value: Any) -> str | None:
+    """The workflow body's record id: its digits, also when the merge field renders it ``zcrm_<digits>``.
+
+    Zoho renders a record's id merge field with a ``zcrm_`` prefix in some places (unconfirmed for webhooks):
+    refusing it would lose every webhook, and the digits name the same record a notification names.
+    """
+    if isinstance(value, str) and value.strip().lower().startswith(_ID_PREFIX):
+        value = value.strip()[len(_ID_PREFIX) :]
+    return _digits(value)
 
 
 def _channel_text(value: Any) -> Any:
@@ -348,7 +360,7 @@ class ZohoSource(JsonSource):
             document = parse_json(request.body)
             if not isinstance(document, dict):
                 raise InvalidPayload("Zoho workflow webhook body must be a JSON object (one record)")
-        record_id = _digits(document.get(RECORD_ID_KEY))
+        record_id = _workflow_record_id(document.get(RECORD_ID_KEY))
         if record_id is None:
             raise InvalidPayload(f"Zoho workflow webhook body has no record id ({RECORD_ID_KEY}: the record's digits)")
         digest = hashlib.sha256(canonical_json(document).encode()).hexdigest()
