@@ -16,7 +16,15 @@ from typing import Protocol
 
 from webhook_adapter.model import ContactField
 
-__all__ = ["VENDORS", "SampleExpectation", "Vendor", "VendorRequest", "json_error_message", "vendor"]
+__all__ = [
+    "VENDORS",
+    "CrmRecordRef",
+    "SampleExpectation",
+    "Vendor",
+    "VendorRequest",
+    "json_error_message",
+    "vendor",
+]
 
 _MODULES = {
     "hubspot": "devstack.vendors.hubspot",
@@ -72,6 +80,18 @@ class SampleExpectation:
         return self.event_count or len(self.event_ids)
 
 
+@dataclass(frozen=True)
+class CrmRecordRef:
+    """Where deliver reads a contact whose events name the record only: the CRM's record on the read stand-in."""
+
+    crm: str
+    """The CRM's name on the read stand-in (``devstack.crm_standin``), as ``put_record`` takes it."""
+    record_id: str
+    """The record's id in that CRM, as the read's path names it."""
+    fields: frozenset[ContactField]
+    """The contact fields the CRM record holds and deliver reads (the customer id among them)."""
+
+
 class Vendor(Protocol):
     """A CRM's side of one source."""
 
@@ -95,6 +115,13 @@ class Vendor(Protocol):
 
     def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
         """The event id the adapter records for what ``change`` sent with these arguments (one event per request)."""
+
+    def record(self, contact: int) -> CrmRecordRef | None:
+        """Where deliver reads record ``contact``'s values, for a source whose events name the record only.
+
+        ``None`` for a source whose events carry the values (``fields``): a test that changes the contact of a
+        source with a record stores the record's new values there first, then sends ``change``, as the CRM does.
+        """
 
     def change(
         self,
