@@ -193,7 +193,6 @@ class ChaosReport:
             lines += [f"      {instance}" for instance in found[:5]]
         lines += [f"  NOT ACCEPTED {failure}" for failure in traffic.failed_requests[:5]]
         lines += [f"  NEVER READ  {contact}" for contact in self.unread_records[:5]]
-
         return "\n".join(lines)
 
 

@@ -303,7 +303,7 @@ class CrmClient:
     def _new_change(self, contact: ChaosContact) -> Change:
         """A change of a random field; sometimes a newer one goes first and its older twin is held back.
 
-        The record a thin contact's CRM holds moves on at once, to the newer value (both changes happened);
+        The record an ids-only contact's CRM holds moves on at once, to the newer value (both changes happened);
         the older twin's event, sent later, finds it there still (or newer).
         """
         field_name = self.random.choice(contact.fields)

@@ -108,7 +108,8 @@ class Vendor(Protocol):
     full_record: bool
     """Whether each request carries the record's every mapped field (else one changed field per event)."""
     fields: frozenset[ContactField]
-    """The contact fields one ``change`` can carry (a Close contact has no address: its lead does)."""
+    """The contact fields one ``change`` can carry (a Close contact has no address: its lead does; none when the
+    events name the record only, whose fields ``record`` gives)."""
 
     def contact_id(self, contact: int) -> str:
         """The adapter's contact id for the CRM record numbered ``contact``."""
