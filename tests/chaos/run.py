@@ -6,6 +6,12 @@ before the dead-letter queue (20 % failures never get there), Sphere's client ti
 queue's own 180 s visibility: every message the deliver function reports failed, the ones it skips
 behind a failed change of the same contact included, is given its backoff, so none waits that long.
 
+Every source takes part. Attio's and Keap's events name the record only: their contacts' changes land in the
+CRM read stand-in first (``chaos.traffic``), and deliver reads each from there (``ATTIO_*``/``KEAP_*`` read
+settings as ``make run`` has them, from the template: fetch when an event asks, which theirs always do). The
+CRM reads fail as often as Sphere's calls (429s, 5xx, timeouts, drops), HubSpot's included: its contacts are
+read before every call.
+
 Waiting is on conditions with a deadline: the clients pause while the queue holds more than
 ``max_backlog`` messages (moto slows sharply with a long queue), and the run ends when the queue is
 empty; nothing sleeps a fixed time.
@@ -23,9 +29,11 @@ from typing import Any
 
 from chaos.traffic import TIME_BASE_MS, ChaosContact, CrmClient, Traffic, event_counter
 from chaos.verdict import Verdict, applied_values, judge, read_outcomes
+from devstack.crm_shapes import Crm
+from devstack.crm_standin import CrmStandIn
 from devstack.sphere_faults import APPLIED_THEN_FAILED, FaultKind
 from devstack.stack import LocalStack, StackOptions
-from devstack.vendors import VENDORS, vendor
+from devstack.vendors import VENDORS
 
 __all__ = ["ChaosReport", "ChaosSettings", "run_chaos"]
 
@@ -38,6 +46,7 @@ STACK_ENVIRONMENT = {
     "POWERTOOLS_LOG_LEVEL": "CRITICAL",
     # Every HubSpot delivery reads the contact first, from a CRM stand-in failing like Sphere's (issue 13).
     "HUBSPOT_READ_MODE": "always-fetch",
+    # Attio and Keap keep the template's fetch-when-incomplete: each of their events asks for the record's read.
 }
 READ_FAULTS = (FaultKind.RATE_LIMITED, FaultKind.SERVER_ERROR, FaultKind.UNAVAILABLE, FaultKind.TIMEOUT, FaultKind.DROP)
 """What a failing record read meets: the transient faults of a GET (nothing to apply)."""
@@ -124,9 +133,18 @@ class ChaosReport:
     total_seconds: float
     judge_seconds: float
     contacts: list[ChaosContact] = field(default_factory=list)
-    crm_reads: int = 0
-    """HubSpot contacts read from the CRM stand-in (answered 200)."""
+    crm_reads: Counter[str] = field(default_factory=Counter)
+    """Record reads per CRM answered 200 by the CRM stand-in (HubSpot's, and those of the ids-only sources)."""
+    crm_requests: Counter[str] = field(default_factory=Counter)
+    """Record reads per CRM the stand-in received, the failed ones included."""
     crm_faults: dict[str, int] = field(default_factory=dict)
+    unread_records: list[str] = field(default_factory=list)
+    """Contacts of ids-only sources whose record deliver never read (their values cannot have reached Sphere)."""
+
+    @property
+    def accepted_by_source(self) -> Counter[str]:
+        """Accepted events per source."""
+        return Counter(source for source, _ in self.traffic.accepted)
 
     def text(self) -> str:
         """The counts, one line each, then every kind of violation with its first instances."""
@@ -144,15 +162,19 @@ class ChaosReport:
             f"  accepted    {len(traffic.accepted)} events; {traffic.answered_duplicate} answered as duplicates; "
             f"{len(traffic.failed_requests)} requests never accepted",
             "  by source   "
-            + ", ".join(
-                f"{source} {count}" for source, count in sorted(Counter(s for s, _ in traffic.accepted).items())
-            ),
+            + ", ".join(f"{source} {count}" for source, count in sorted(self.accepted_by_source.items())),
             "  final       " + ", ".join(f"{status} {count}" for status, count in verdict.statuses.most_common()),
             f"  sphere      {sum(self.patches.values())} PATCHes: "
             + ", ".join(f"{status} {count}" for status, count in self.patches.most_common())
             + f"; {self.fault_counts.get(APPLIED_THEN_FAILED, 0)} applied then failed; faults: {faults}",
-            f"  crm reads   {self.crm_reads} HubSpot contacts read; faults: "
-            + (", ".join(f"{kind} {count}" for kind, count in sorted(self.crm_faults.items())) or "none"),
+            "  crm reads   "
+            + ", ".join(
+                f"{crm} {self.crm_reads[crm]} read ({tried} requests)"
+                for crm, tried in sorted(self.crm_requests.items())
+            )
+            + "; faults: "
+            + (", ".join(f"{kind} {count}" for kind, count in sorted(self.crm_faults.items())) or "none")
+            + f"; {len(self.unread_records)} ids-only contacts never read",
             f"  retries     {verdict.events_retried} events retried, {verdict.retry_entries} retries recorded, "
             f"{self.failed_items} batch items reported failed in {self.batches} batches, {self.skipped_items} of "
             f"them skipped behind a failed change of their contact; {verdict.reapplied_after_lost_answer} values "
@@ -170,6 +192,7 @@ class ChaosReport:
             lines.append(f"  VIOLATION   {kind}: {len(found)}")
             lines += [f"      {instance}" for instance in found[:5]]
         lines += [f"  NOT ACCEPTED {failure}" for failure in traffic.failed_requests[:5]]
+        lines += [f"  NEVER READ  {contact}" for contact in self.unread_records[:5]]
         return "\n".join(lines)
 
 
@@ -205,6 +228,16 @@ class _Backpressure:
                 raise TimeoutError("the queue did not drain below the backlog limit before the deadline")
 
 
+def _unread_records(crm: CrmStandIn, contacts: list[ChaosContact]) -> list[str]:
+    """The started contacts of ids-only sources whose CRM record no read answered 200 for."""
+    read = {(str(request.crm), request.record_id) for name in Crm for request in crm.records_read(name)}
+    return [
+        f"{contact.source} {contact.contact_id}"
+        for contact in contacts
+        if contact.started and (record := contact.record) is not None and (record.crm, record.record_id) not in read
+    ]
+
+
 def run_chaos(settings: ChaosSettings) -> ChaosReport:
     """Start the local stack, send the load while it drains, wait for an empty queue, and judge."""
     progress = Progress()
@@ -217,11 +250,8 @@ def run_chaos(settings: ChaosSettings) -> ChaosReport:
         assert stack.standin is not None
         assert stack.resources is not None
         standin, resources = stack.standin, stack.resources
-        # A source whose events carry no field (Attio's name the record only) needs a read of the CRM's record
-        # that it cannot make yet: its contacts would end incomplete, so it gets none.
-        sources = [source for source in VENDORS if vendor(source).fields]
         contacts = [
-            ChaosContact(number, sources[number % len(sources)], f"customer_chaos{number:06d}")
+            ChaosContact(number, VENDORS[number % len(VENDORS)], f"customer_chaos{number:06d}")
             for number in range(settings.contacts)
         ]
         for contact in contacts:
@@ -258,6 +288,7 @@ def run_chaos(settings: ChaosSettings) -> ChaosReport:
                 secrets=stack.secrets,
                 backpressure=backpressure,
                 event_ids=ids,
+                crm=stack.crm,
             )
             for number in range(settings.clients)
         ]
@@ -295,8 +326,10 @@ def run_chaos(settings: ChaosSettings) -> ChaosReport:
             dead_letter_messages=dead_letter_messages,
             patches=patches,
             fault_counts=standin.fault_counts,
-            crm_reads=len(stack.crm.records_read("hubspot")),
+            crm_reads=Counter({str(crm): len(stack.crm.records_read(crm)) for crm in Crm}),
+            crm_requests=Counter(str(read.crm) for read in stack.crm.requests if read.record_id is not None),
             crm_faults=stack.crm.fault_counts,
+            unread_records=_unread_records(stack.crm, contacts),
             batches=progress.batches,
             failed_items=progress.failed_items,
             skipped_items=progress.skipped_items,

@@ -2,6 +2,9 @@
 
 HubSpot sends batches of one-property events and the generic source JSON contacts, built here; every other
 source's requests come from its vendor kit (``devstack.vendors``), so a new source joins the load by its kit.
+A kit whose events name the record only (Attio, Keap: ``Vendor.record``) is sent to as its CRM does: each
+change first updates the contact's record on the CRM read stand-in (its every current value, as of the change),
+then the kit's event goes out, and deliver reads the values from there.
 
 Each client owns a share of the contacts (a contact's requests leave in one order, as from one
 CRM) and sends, from its own seeded random source: a contact's first request (its Sphere
@@ -17,13 +20,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from random import Random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from devstack.crm import generic_request, hubspot_event, hubspot_request
-from devstack.vendors import vendor
+from devstack.vendors import CrmRecordRef, vendor
 from webhook_adapter.model import ContactField
+
+if TYPE_CHECKING:
+    from devstack.crm_standin import CrmStandIn
 
 __all__ = [
     "FIELDS",
@@ -88,12 +94,25 @@ class ChaosContact:
     versions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FIELDS, 0))
 
     @property
+    def record(self) -> CrmRecordRef | None:
+        """Where deliver reads this contact's values, when its source's events name the record only."""
+        if self.source in {"hubspot", "generic"}:
+            return None
+        return vendor(self.source).record(self.number)
+
+    @property
     def fields(self) -> tuple[str, ...]:
         """The Sphere request fields this contact's CRM record carries (a Close contact has no address)."""
         if self.source in {"hubspot", "generic"}:
             return FIELDS
-        carried = vendor(self.source).fields
+        kit, record = vendor(self.source), self.record
+        carried = kit.fields or (record.fields if record is not None else frozenset())
         return tuple(name for name in FIELDS if set(kit_values(name, sphere_value(name, 0, 0))) <= carried)
+
+    @property
+    def changed_at(self) -> int:
+        """When this contact last changed in its CRM (its clock's last tick)."""
+        return TIME_BASE_MS + self.number * 1_000_000 + self.clock
 
     @property
     def contact_id(self) -> str:
@@ -107,7 +126,16 @@ class ChaosContact:
     def tick(self) -> int:
         """The next CRM change time of this contact."""
         self.clock += 1
-        return TIME_BASE_MS + self.number * 1_000_000 + self.clock
+        return self.changed_at
+
+    def record_values(self) -> dict[str, str | None]:
+        """The CRM record's every current value, by contact field: the customer id and each field's newest version."""
+        values: dict[str, str | None] = {ContactField.CUSTOMER_ID.value: self.customer_id}
+        for name in self.fields:
+            if self.versions[name]:
+                sent = kit_values(name, sphere_value(name, self.number, self.versions[name]))
+                values |= {contact_field.value: value for contact_field, value in sent.items()}
+        return values
 
     def next_value(self, field_name: str) -> tuple[int, Any]:
         """A new version of a field and its value."""
@@ -223,6 +251,7 @@ class CrmClient:
         secrets: dict[str, str],
         backpressure: Backpressure,
         event_ids: Callable[[], int],
+        crm: CrmStandIn,
     ) -> None:
         self.contacts = contacts
         self.random = Random(seed)
@@ -234,6 +263,8 @@ class CrmClient:
         self.secrets = secrets
         self.backpressure = backpressure
         self.event_ids = event_ids
+        self.crm = crm
+        """The CRMs' record-read stand-in: where a change of a contact whose events name the record only lands."""
         self.traffic = Traffic()
         self.sent: list[CrmRequest] = []
         self.older: list[tuple[ChaosContact, Change]] = []
@@ -270,16 +301,31 @@ class CrmClient:
         return self._change_request(contact, [self._new_change(contact)]), False, False
 
     def _new_change(self, contact: ChaosContact) -> Change:
-        """A change of a random field; sometimes a newer one goes first and its older twin is held back."""
+        """A change of a random field; sometimes a newer one goes first and its older twin is held back.
+
+        The record an ids-only contact's CRM holds moves on at once, to the newer value (both changes happened);
+        the older twin's event, sent later, finds it there still (or newer).
+        """
         field_name = self.random.choice(contact.fields)
         if self.random.random() < self.pair_share:
             older_at, newer_at = contact.tick(), contact.tick()
             _, older_value = contact.next_value(field_name)
             _, newer_value = contact.next_value(field_name)
+            self._store_record(contact)
             self.older.append((contact, self._change(contact, field_name, older_value, older_at)))
             return self._change(contact, field_name, newer_value, newer_at)
         _, value = contact.next_value(field_name)
-        return self._change(contact, field_name, value, contact.tick())
+        change = self._change(contact, field_name, value, contact.tick())
+        self._store_record(contact)
+        return change
+
+    def _store_record(self, contact: ChaosContact) -> None:
+        """The CRM updates the contact's record before it sends the event (none for events that carry values)."""
+        record = contact.record
+        if record is not None:
+            self.crm.put_record(
+                record.crm, record.record_id, contact.record_values(), modified_at_ms=contact.changed_at
+            )
 
     def _change(self, contact: ChaosContact, field_name: str, value: Any, occurred_at: int) -> Change:
         number = self.event_ids()
@@ -297,6 +343,7 @@ class CrmClient:
         contact.started = True
         at = contact.tick()
         values = {name: contact.next_value(name)[1] for name in contact.fields}
+        self._store_record(contact)
         if contact.source not in {"hubspot", "generic"}:
             number = self.event_ids()
             event_id = vendor(contact.source).event_id(contact.number, number, at)

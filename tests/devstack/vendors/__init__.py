@@ -16,7 +16,15 @@ from typing import Protocol
 
 from webhook_adapter.model import ContactField
 
-__all__ = ["VENDORS", "SampleExpectation", "Vendor", "VendorRequest", "json_error_message", "vendor"]
+__all__ = [
+    "VENDORS",
+    "CrmRecordRef",
+    "SampleExpectation",
+    "Vendor",
+    "VendorRequest",
+    "json_error_message",
+    "vendor",
+]
 
 _MODULES = {
     "hubspot": "devstack.vendors.hubspot",
@@ -73,6 +81,18 @@ class SampleExpectation:
         return self.event_count or len(self.event_ids)
 
 
+@dataclass(frozen=True)
+class CrmRecordRef:
+    """Where deliver reads a contact whose events name the record only: the CRM's record on the read stand-in."""
+
+    crm: str
+    """The CRM's name on the read stand-in (``devstack.crm_standin``), as ``put_record`` takes it."""
+    record_id: str
+    """The record's id in that CRM, as the read's path names it."""
+    fields: frozenset[ContactField]
+    """The contact fields the CRM record holds and deliver reads (the customer id among them)."""
+
+
 class Vendor(Protocol):
     """A CRM's side of one source."""
 
@@ -89,13 +109,21 @@ class Vendor(Protocol):
     full_record: bool
     """Whether each request carries the record's every mapped field (else one changed field per event)."""
     fields: frozenset[ContactField]
-    """The contact fields one ``change`` can carry (a Close contact has no address: its lead does)."""
+    """The contact fields one ``change`` can carry (a Close contact has no address: its lead does; none when the
+    events name the record only, whose fields ``record`` gives)."""
 
     def contact_id(self, contact: int) -> str:
         """The adapter's contact id for the CRM record numbered ``contact``."""
 
     def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
         """The event id the adapter records for what ``change`` sent with these arguments (one event per request)."""
+
+    def record(self, contact: int) -> CrmRecordRef | None:
+        """Where deliver reads record ``contact``'s values, for a source whose events name the record only.
+
+        ``None`` for a source whose events carry the values (``fields``): a test that changes the contact of a
+        source with a record stores the record's new values there first, then sends ``change``, as the CRM does.
+        """
 
     def change(
         self,

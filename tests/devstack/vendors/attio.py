@@ -1,9 +1,9 @@
 """Attio webhooks as Attio sends them: ``{webhook_id, events: [...]}`` naming records only, signed with the secret.
 
 An Attio event carries no value: whatever ``change`` is given, it posts one ``record.updated`` of the contact's
-person record, and the values live in the CRM record (which a stand-in of Attio's API will hold once the source
-reads records). Until then the adapter records such an event ``incomplete``: ``fields`` is empty, so the suites
-that check delivered values (chaos) leave this source out.
+person record. The values live in the CRM record, which deliver reads from Attio's API (the CRM read stand-in,
+``devstack.crm_standin``): ``fields`` is empty and ``record`` says where that record is, so a suite that checks
+delivered values (chaos) stores the person's new values there first, then sends the event, as Attio does.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
-from devstack.vendors import SampleExpectation, VendorRequest, json_error_message
+from devstack.vendors import CrmRecordRef, SampleExpectation, VendorRequest, json_error_message
 from webhook_adapter.model import ContactField
 from webhook_adapter.signatures import sign_attio
 
@@ -40,6 +40,8 @@ WORKSPACE_ID = "0f1e2d3c-0000-4000-8000-00000000a771"
 _SAMPLE_RECORD = "0f1e2d3c-0000-4000-8000-0000000005a1"
 _SAMPLE_DELIVERY = "0f1e2d3c-0000-4000-9000-0000000005a1"
 _WEBHOOK_ID = "0f1e2d3c-0000-4000-a000-000000000001"
+_RECORD_FIELDS = frozenset(ContactField) - {ContactField.MOBILE_PHONE}
+"""What deliver reads of a person: its first email and phone, its primary location, the customer id attribute."""
 
 
 def _record_id(contact: int) -> str:
@@ -100,6 +102,9 @@ class AttioWorkspace:
 
     def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
         return f"{_delivery(event_id)}:0"
+
+    def record(self, contact: int) -> CrmRecordRef | None:
+        return CrmRecordRef("attio", _record_id(contact), _RECORD_FIELDS)
 
     def change(
         self,

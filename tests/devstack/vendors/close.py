@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.sphere_standin import SEED_KYC_SUBMITTED_ID
-from devstack.vendors import SampleExpectation, VendorRequest, json_error_message
+from devstack.vendors import CrmRecordRef, SampleExpectation, VendorRequest, json_error_message
 from webhook_adapter.model import ContactField
 from webhook_adapter.signatures import sign_close
 from webhook_adapter.sources.close import ADDRESS_PARTS
@@ -75,6 +75,9 @@ class CloseOrganization:
 
     def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
         return f"ev_test{event_id}"
+
+    def record(self, contact: int) -> CrmRecordRef | None:
+        return None  # the events carry the values
 
     def lead_contact_id(self, contact: int) -> str:
         """The adapter's contact id of the lead ``change`` posts address fields of."""

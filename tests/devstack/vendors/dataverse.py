@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
-from devstack.vendors import SampleExpectation, VendorRequest, json_error_message
+from devstack.vendors import CrmRecordRef, SampleExpectation, VendorRequest, json_error_message
 from webhook_adapter.model import ContactField
 from webhook_adapter.sources.dataverse import API_KEY_HEADER, COLUMNS, SIZE_EXCEEDED_HEADER
 
@@ -161,6 +161,9 @@ class DataverseWebhook:
 
     def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
         return guid(_OPERATION_PREFIX, event_id)
+
+    def record(self, contact: int) -> CrmRecordRef | None:
+        return None  # the events carry the values
 
     def change(
         self,

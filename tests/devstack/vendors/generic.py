@@ -10,7 +10,7 @@ from typing import Any
 
 from devstack.crm import generic_request
 from devstack.sphere_standin import SEED_KYC_SUBMITTED_ID
-from devstack.vendors import SampleExpectation, VendorRequest, json_error_message
+from devstack.vendors import CrmRecordRef, SampleExpectation, VendorRequest, json_error_message
 from webhook_adapter.model import ContactField
 from webhook_adapter.signatures import sign_standard_webhook
 from webhook_adapter.sources.generic import DEFAULT_FIELD_MAP
@@ -41,6 +41,9 @@ class GenericSender:
 
     def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
         return f"msg_{event_id}"
+
+    def record(self, contact: int) -> CrmRecordRef | None:
+        return None  # the events carry the values
 
     def _post(self, payload: Mapping[str, Any], *, event_id: int, occurred_at_ms: int, secret: str) -> VendorRequest:
         headers, body = generic_request(payload, secret=secret, msg_id=f"msg_{event_id}", timestamp=int(time.time()))

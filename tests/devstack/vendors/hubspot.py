@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from devstack.crm import hubspot_event, hubspot_request
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
-from devstack.vendors import SampleExpectation, VendorRequest, json_error_message
+from devstack.vendors import CrmRecordRef, SampleExpectation, VendorRequest, json_error_message
 from webhook_adapter.model import ContactField
 from webhook_adapter.signatures import sign_hubspot_v3
 from webhook_adapter.sources.hubspot import DEFAULT_FIELD_MAP
@@ -37,6 +37,9 @@ class HubSpotApp:
 
     def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
         return str(event_id * 100)
+
+    def record(self, contact: int) -> CrmRecordRef | None:
+        return None  # the events carry the values
 
     def _post(self, events: list[dict[str, object]], *, secret: str, base_url: str) -> VendorRequest:
         headers, body = hubspot_request(events, secret=secret, url=f"{base_url}/webhooks/hubspot")

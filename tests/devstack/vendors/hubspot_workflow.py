@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
-from devstack.vendors import SampleExpectation, VendorRequest, json_error_message
+from devstack.vendors import CrmRecordRef, SampleExpectation, VendorRequest, json_error_message
 from webhook_adapter.model import ContactField
 from webhook_adapter.signatures import sign_hubspot_v3
 from webhook_adapter.sources.hubspot import DEFAULT_FIELD_MAP
@@ -69,6 +69,9 @@ class HubSpotWorkflow:
 
     def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
         return f"{contact}@{_iso(occurred_at_ms)}"
+
+    def record(self, contact: int) -> CrmRecordRef | None:
+        return None  # the events carry the values
 
     def change(
         self,

@@ -2,8 +2,9 @@
 
 Keap signs nothing: the hook URL carries the endpoint token (``?token=``). Whatever ``change`` is given, it posts
 one ``contact.edit`` of the contact, dated ``occurred_at_ms``; the values live in the Keap contact, which deliver
-reads from the CRM stand-in. So ``fields`` is empty and the suites that check delivered values leave this source
-out. ``handshake`` is the subscription's verification request.
+reads from Keap's API (the CRM read stand-in, ``devstack.crm_standin``). So ``fields`` is empty and ``record``
+says where the contact is: a suite that checks delivered values (chaos) stores its new values there first, then
+sends the hook, as Keap does. ``handshake`` is the subscription's verification request.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from urllib.parse import urlencode
 
 from devstack.crm_shapes import KEAP_CUSTOMER_ID_FIELD_ID
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
-from devstack.vendors import SampleExpectation, VendorRequest, json_error_message
+from devstack.vendors import CrmRecordRef, SampleExpectation, VendorRequest, json_error_message
 from webhook_adapter.model import ContactField
 
 __all__ = ["FIXTURES", "VENDOR", "KeapApp", "hook_body", "hook_request", "object_key", "timestamp"]
@@ -25,6 +26,8 @@ __all__ = ["FIXTURES", "VENDOR", "KeapApp", "hook_body", "hook_request", "object
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "keap"
 _SAMPLE_CONTACT = 12345
 _CONTACT_BASE = 700_000
+_RECORD_FIELDS = frozenset(ContactField)
+"""What deliver reads of a contact: EMAIL1, PHONE1 and a mobile number, the BILLING address, the customer id field."""
 
 
 def timestamp(epoch_ms: int) -> str:
@@ -72,6 +75,9 @@ class KeapApp:
 
     def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
         return f"contact.edit:{_CONTACT_BASE + contact}:{timestamp(occurred_at_ms)}"
+
+    def record(self, contact: int) -> CrmRecordRef | None:
+        return CrmRecordRef("keap", str(_CONTACT_BASE + contact), _RECORD_FIELDS)
 
     def change(
         self,

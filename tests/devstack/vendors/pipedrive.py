@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
-from devstack.vendors import SampleExpectation, VendorRequest, json_error_message
+from devstack.vendors import CrmRecordRef, SampleExpectation, VendorRequest, json_error_message
 from webhook_adapter.model import ContactField
 
 __all__ = ["COMPANY", "CUSTOMER_ID_FIELD", "VENDOR", "PipedriveWebhooks", "basic_auth", "load_jsonc", "v2_event"]
@@ -118,6 +118,9 @@ class PipedriveWebhooks:
 
     def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
         return str(uuid.UUID(int=event_id))
+
+    def record(self, contact: int) -> CrmRecordRef | None:
+        return None  # the events carry the values
 
     def _post(self, document: Mapping[str, Any], *, secret: str) -> VendorRequest:
         headers = {

@@ -13,7 +13,7 @@ from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
 from defusedxml.ElementTree import ParseError, fromstring  # type: ignore[import-untyped]
 
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
-from devstack.vendors import SampleExpectation, VendorRequest
+from devstack.vendors import CrmRecordRef, SampleExpectation, VendorRequest
 from webhook_adapter.model import ContactField
 
 __all__ = [
@@ -118,6 +118,9 @@ class SalesforceOrg:
 
     def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
         return record_id("04l", event_id)
+
+    def record(self, contact: int) -> CrmRecordRef | None:
+        return None  # the events carry the values
 
     def _post(self, body: bytes, *, secret: str) -> VendorRequest:
         return VendorRequest(
