@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
-from devstack.vendors import SampleExpectation, VendorRequest, json_error_message
+from devstack.vendors import CrmRecordRef, SampleExpectation, VendorRequest, json_error_message
 from webhook_adapter.model import ContactField
 from webhook_adapter.sources.zoho import DEFAULT_FIELD_MAP
 
@@ -96,6 +96,9 @@ class ZohoCrm:
 
     def event_id(self, contact: int, event_id: int, occurred_at_ms: int) -> str:
         return f"{_RECORD_BASE + contact}@{_event_time(occurred_at_ms)}"
+
+    def record(self, contact: int) -> CrmRecordRef | None:
+        return None  # the workflow webhooks ``change`` sends carry the values
 
     def change(
         self,
