@@ -18,7 +18,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install run test soak lint format typecheck security bandit checkov pytest validate build bench events clean
+.PHONY: help install run test soak lint format typecheck security bandit checkov pytest validate build bench events test-events clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -96,6 +96,20 @@ bench: $(STAMP) build ## Measure cold starts, receive CPU, delivery, cost and me
 
 events: $(STAMP) ## Re-sign events/ with a fresh timestamp and the local secrets (for sam local invoke)
 	PYTHONPATH=layers/shared:functions:tests $(BIN)/python -m devstack.sign_events
+
+# Each events/ file becomes a shareable test event of the function it is for (the Lambda console's Test tab lists it;
+# `sam remote invoke --test-event-name` runs it): receive-*/relay-* -> receive, deliver-* -> deliver, replay-* -> replay.
+STACK ?= crm-sphere-webhooks-dev
+SAM ?= $(abspath $(SAM_VENV))/bin/sam
+test-events: $(SAM_STAMP) ## Publish every events/ file as a shareable test event of its function in STACK (deployed)
+	@set -e; for file in events/*.json; do \
+		name=$$(basename "$$file" .json); \
+		case "$$name" in receive-*|relay-*) function=ReceiveFunction;; deliver-*) function=DeliverFunction;; \
+			replay-*) function=ReplayFunction;; *) echo "no function for $$file"; exit 1;; esac; \
+		echo "$$file -> $$function ($$name)"; \
+		"$(SAM)" remote test-event put "$$function" --stack-name "$(STACK)" \
+			--name "$$name" --file "$$file" --force; \
+	done
 
 clean: ## Remove virtual environments, build output and caches
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage

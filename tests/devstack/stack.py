@@ -244,6 +244,7 @@ class LocalStack:
             "ZOHO_ACCOUNTS_URL": self.crm.base_url,
             **self.options.environment,
         }
+        environment = {**function_environment(self.resources, "ReplayFunction"), **environment}
         if self.resources.resolver.condition("HasZohoChannel"):
             environment = {
                 **function_environment(self.resources, "ZohoChannelFunction", PublicBaseUrl=self.gateway.url),
@@ -281,6 +282,12 @@ class LocalStack:
             raise RuntimeError("the local stack is not started")
         event = eventbridge_event(detail_type, detail, **envelope)
         return self._invoke_receive(event, LambdaContext(function_name="receive"))
+
+    def replay(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Invoke the replay function with ``event`` as the Lambda console's Test tab does; its answer."""
+        handler = importlib.import_module("replay.app").lambda_handler
+        result: dict[str, Any] = handler(dict(event), LambdaContext(function_name="replay"))
+        return result
 
     def renew_zoho_channel(self) -> dict[str, Any]:
         """Invoke the Zoho channel function as its schedule does; its result (the channel and its expiry).

@@ -20,6 +20,9 @@ from webhook_adapter.signatures import sign_hubspot_v3, sign_standard_webhook
 from webhook_adapter.sources import SOURCE_MODULES, get_source
 from webhook_adapter.sources.base import WebhookRequest
 
+REPLAY_FORMS = ("events", "status", "contact", "dead-letters")
+"""The replay function's forms, one ready test event each (``events/replay-<form>.json``)."""
+
 
 def load(name: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
@@ -114,9 +117,12 @@ def test_every_entry_point_has_an_event() -> None:
     # Given the template's functions and the files in events/
     names = {path.name for path in Path(EVENTS_DIR).glob("*.json")}
 
-    # Then each entry point (every source's route, every relay source's EventBridge rule, the queue) has a ready event
+    # Then each entry point (every source's route, every relay source's EventBridge rule, the queue, each replay
+    # form) has a ready event
     routes = {f"receive-{source}.json" for source in SOURCE_MODULES}
-    assert names == routes | {f"relay-{source}.json" for source in RELAY_SOURCES} | {"deliver-sqs.json"}
+    relays = {f"relay-{source}.json" for source in RELAY_SOURCES}
+    replays = {f"replay-{form}.json" for form in REPLAY_FORMS}
+    assert names == routes | relays | replays | {"deliver-sqs.json"}
 
 
 def test_the_relay_event_goes_through_the_pipeline(pipeline: Pipeline) -> None:

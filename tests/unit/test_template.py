@@ -21,7 +21,7 @@ from webhook_adapter.readers.hubspot import HubSpotReadConfig
 from webhook_adapter.readers.keap import KeapReadConfig
 from webhook_adapter.readers.salesforce import SalesforceReadConfig
 from webhook_adapter.readers.zoho import ZohoReadConfig
-from webhook_adapter.settings import DeliverSettings, ReceiveSettings, env_prefix
+from webhook_adapter.settings import DeliverSettings, ReceiveSettings, ReplaySettings, env_prefix
 from webhook_adapter.sources.salesforce_cdc import SalesforceCdcConfig
 from webhook_adapter.zoho_channels import CHANNEL_HOURS, ChannelConfig
 
@@ -402,6 +402,39 @@ def test_deliver_may_poll_back_off_record_and_read_the_api_tokens_only(template:
     }
 
 
+def test_replay_may_read_the_table_and_queue_changes_but_write_no_record(template: dict[str, Any]) -> None:
+    # Given the replay function's role
+    grants = role_grants(template, "ReplayFunctionRole")
+
+    # Then it reads events, the status index and contact states, queues changes and moves dead letters back; every
+    # record is deliver's to write, and it reads no secret
+    table = [{"Fn::GetAtt": ["EventsTable", "Arn"]}, {"Fn::Sub": "${EventsTable.Arn}/index/StatusByTime"}]
+    dead_letters = [{"Fn::GetAtt": ["ChangesDeadLetterQueue", "Arn"]}]
+    assert grants == {
+        "logs:CreateLogStream": [{"Fn::GetAtt": ["ReplayLogGroup", "Arn"]}],
+        "logs:PutLogEvents": [{"Fn::GetAtt": ["ReplayLogGroup", "Arn"]}],
+        "xray:PutTraceSegments": ["*"],
+        "xray:PutTelemetryRecords": ["*"],
+        "dynamodb:GetItem": table,
+        "dynamodb:BatchGetItem": table,
+        "dynamodb:Query": table,
+        "sqs:SendMessage": [{"Fn::GetAtt": ["ChangesQueue", "Arn"]}],
+        "sqs:ReceiveMessage": dead_letters,
+        "sqs:DeleteMessage": dead_letters,
+        "sqs:ChangeMessageVisibility": dead_letters,
+    }
+
+
+def test_the_replay_function_sets_every_setting_it_needs_and_nothing_else(template: dict[str, Any]) -> None:
+    # Given the replay function's environment (the Globals' and its own) and its settings model
+    environment = function_environment(template, "ReplayFunction")
+    known = aliases(ReplaySettings, required_only=False)
+
+    # Then every variable is a setting (or Powertools'), and every required setting is set
+    assert {name for name in environment if name not in known and not name.startswith("POWERTOOLS_")} == set()
+    assert aliases(ReplaySettings, required_only=True) <= set(environment)
+
+
 def test_the_zoho_channel_function_reads_only_its_two_secrets_and_runs_often_enough_to_outlive_failures(
     template: dict[str, Any],
 ) -> None:
@@ -637,7 +670,7 @@ def test_the_layer_is_built_by_sam_from_the_shared_package(template: dict[str, A
 def test_every_function_logs_to_its_own_log_group_with_retention(template: dict[str, Any]) -> None:
     # Given every function
     functions = resources_of_type(template, "AWS::Serverless::Function")
-    assert set(functions) == {"ReceiveFunction", "DeliverFunction", "ZohoChannelFunction"}
+    assert set(functions) == {"ReceiveFunction", "DeliverFunction", "ReplayFunction", "ZohoChannelFunction"}
 
     for res in functions.values():
         # When its log group is looked up
@@ -850,9 +883,17 @@ def test_outputs_give_the_webhook_urls_and_the_resources_operators_need(template
     # Given the outputs
     outputs = template["Outputs"]
 
-    # Then each source's webhook URL (shown when its secret is given), the API endpoint, the table and both queues
+    # Then each source's webhook URL (shown when its secret is given), the API endpoint, the table, the queues and the
+    # replay function (the CLI finds a deployed stack's resources by these)
     sources = {f"{name.removesuffix('SecretArn')}WebhookUrl": name for name in source_secret_parameters(template)}
-    operators = {"ApiEndpoint", "EventsTableName", "ChangesQueueUrl", "DeadLetterQueueUrl", "RelayFailuresQueueUrl"}
+    operators = {
+        "ApiEndpoint",
+        "EventsTableName",
+        "ChangesQueueUrl",
+        "DeadLetterQueueUrl",
+        "RelayFailuresQueueUrl",
+        "ReplayFunctionName",
+    }
     assert set(outputs) == {*sources, *operators}
     assert outputs["RelayFailuresQueueUrl"]["Condition"] == "HasSalesforceEventBus"
     for output, parameter in sources.items():

@@ -167,7 +167,8 @@ def event_outcome(
         masked=masked,
         also_won=read_won if event.read is not None and read_won is not None else frozenset(),
     )
-    notes = [note for note in (event.reason, _read_note(event, read_won)) if note]
+    replay_note = f"replayed by the operator ({event.replay})" if event.replay is not None else None
+    notes = [note for note in (replay_note, event.reason, _read_note(event, read_won)) if note]
     if not notes or event.refused:  # a refusal's reason already names what the source refused
         return outcome
     reason = "; ".join([*notes, *([outcome.reason] if outcome.reason else [])])
@@ -192,6 +193,8 @@ def _event_outcome(
 ) -> Outcome:
     won = merged.won[event.key] | also_won
     base = {"customer_id": plan.customer_id}
+    if event.replay is not None:
+        return _replay_outcome(plan, sent=sent, result=result, refused=refused, masked=masked)
     if event.refused:
         # A value the source refused on arrival (over the length cap) never entered the state: say so.
         reason = "; ".join(f"{name}: {why}" for name, why in sorted(event.refused.items()))
@@ -218,6 +221,26 @@ def _event_outcome(
     ]
     if not candidates:
         return Outcome(status=Status.UNCHANGED, reason="nothing to send to Sphere", **base)
+    return min(candidates, key=lambda outcome: _STATUS_PRECEDENCE.index(outcome.status))
+
+
+def _replay_outcome(
+    plan: Plan, *, sent: dict[str, Any], result: SphereResult | None, refused: bool, masked: dict[str, Any] | None
+) -> Outcome:
+    """A replayed event's outcome: what became of the contact's whole request (its values are the state's)."""
+    base = {"customer_id": plan.customer_id}
+    if plan.customer_id_problem:
+        return Outcome(status=Status.REJECTED, reason=plan.customer_id_problem, **base)
+    if plan.customer_id is None:
+        return Outcome(status=Status.UNMAPPED, reason="no Sphere customer id is known for this contact yet", **base)
+    if masked is None and sent:
+        masked = mask_request(sent)
+    candidates = [
+        _group_outcome(group, plan, sent=sent, masked=masked, result=result, refused=refused, skipped=frozenset())
+        for group in {*plan.desired, *plan.problems}
+    ]
+    if not candidates:
+        return Outcome(status=Status.UNCHANGED, reason="the contact's state holds nothing to send", **base)
     return min(candidates, key=lambda outcome: _STATUS_PRECEDENCE.index(outcome.status))
 
 
@@ -278,6 +301,8 @@ class Decision:
     """Request fields left out because Sphere refused the same value before."""
     replayed: LastCall | None = None
     """The earlier call these events were already sent in (its outcomes were not written): no new call."""
+    calls: frozenset[str] = frozenset()
+    """Short digests of the pending events' call keys (``SourceEvent.call_key``): what a call is remembered by."""
     read: SourceEvent | None = None
     """The CRM's record read for this call, as an event merged with the others (``None``: nothing was read)."""
     unread: str | None = None
@@ -303,19 +328,27 @@ def decide(
     plan = plan_request(
         merged.fields, default_region=default_region, countries_requiring_state=countries_requiring_state
     )
+    calls = frozenset(_call_digest(event.call_key) for event in pending)
     if plan.customer_id is None:
-        return Decision(merged, plan, {}, frozenset(), read=read, unread=unread)
+        return Decision(merged, plan, {}, frozenset(), calls=calls, read=read, unread=unread)
     won = frozenset[ContactField]().union(*merged.won.values())
-    # Only what these events changed is sent (all of it once the customer id itself changes): a request field
-    # that differs from what Sphere accepted for another reason belongs to a change still on its way.
-    fed = set(Group) if ContactField.CUSTOMER_ID in won else {group for name in won if (group := group_of(name))}
-    body = {name: value for name, value in plan.changes_since(state.applied, state.refused).items() if name in fed}
     last = state.last_call
-    if not body and last is not None and {_call_digest(event.key) for event in pending} <= last.events:
+    replay = any(event.replay is not None for event in pending)
+    if replay:
+        # An operator's replay: the contact's whole current request, also what Sphere has or refused before.
+        body = {str(group): value for group, value in plan.desired.items()}
+        skipped = frozenset[Group]()
+    else:
+        # Only what these events changed is sent (all of it once the customer id itself changes): a request field
+        # that differs from what Sphere accepted for another reason belongs to a change still on its way.
+        fed = set(Group) if ContactField.CUSTOMER_ID in won else {group for name in won if (group := group_of(name))}
+        body = {name: value for name, value in plan.changes_since(state.applied, state.refused).items() if name in fed}
+        skipped = plan.refused_before(state.refused)
+    if last is not None and calls <= last.events and (replay or not body):
+        # These events' call was made and its outcomes were not written: say what it did, call no more.
         sent = {group: plan.desired[Group(group)] for group in last.groups if Group(group) in plan.desired}
-        refused = plan.refused_before(state.refused)
-        return Decision(merged, plan, sent, refused, replayed=last, read=read, unread=unread)
-    return Decision(merged, plan, body, plan.refused_before(state.refused), read=read, unread=unread)
+        return Decision(merged, plan, sent, skipped, replayed=last, calls=calls, read=read, unread=unread)
+    return Decision(merged, plan, body, skipped, calls=calls, read=read, unread=unread)
 
 
 def after_call(state: ContactState, decision: Decision, result: SphereResult | None, *, refused: bool) -> ContactState:
@@ -329,7 +362,7 @@ def after_call(state: ContactState, decision: Decision, result: SphereResult | N
             applied = _remember(applied, customer_id, body)
             refusals = {name: value for name, value in refusals.items() if name not in body}
         last = LastCall(
-            events=frozenset(_call_digest(key) for key in decision.merged.won),
+            events=decision.calls,
             groups=tuple(body),
             result=result.model_dump(exclude_none=True, exclude_defaults=True),
             refused=refused,
@@ -439,7 +472,11 @@ class Delivery:
         """
         change = coalesce([item.change for item in received])
         state, prior = loaded if loaded is not None else self.store.load_change(change)
-        pending = [event for event in change.events if prior.get(event.key, {}).get("status") not in TERMINAL_STATUSES]
+        pending = [
+            event
+            for event in change.events
+            if event.replay is not None or prior.get(event.key, {}).get("status") not in TERMINAL_STATUSES
+        ]
         if not pending:
             logger.debug("change already delivered", source=change.source, events=len(change.events))
             return Delivered(change.source, [])

@@ -47,8 +47,11 @@ def message_group_id(change: ContactChange) -> str:
 
 
 def deduplication_id(change: ContactChange) -> str:
-    """Same events, same id: SQS drops a re-send within its 5-minute window (deliver's status check covers the rest)."""
-    keys = "\n".join(sorted(event.key for event in change.events))
+    """Same events, same id: SQS drops a re-send within its 5-minute window (deliver's status check covers the rest).
+
+    An operator's replay of the same events is another delivery (``SourceEvent.call_key``): never dropped as one.
+    """
+    keys = "\n".join(sorted(event.call_key for event in change.events))
     return hashlib.sha256(f"{change.source}\n{keys}".encode()).hexdigest()
 
 

@@ -138,6 +138,15 @@ class SourceEvent(BaseModel):
     reason: str | None = None
     read: ReadCause | None = None
     """Why deliver must read the CRM's record for this event (its ``changes`` alone cannot say what to send)."""
+    replay: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    """The operator's replay that queued this event again (``replay`` module): deliver sends the contact's whole
+    current request, also what Sphere already has or refused, and records the outcome on the event, whatever its
+    status was. Such an event carries no ``changes``: its values are the contact's state, the newest of each field."""
+
+    @property
+    def call_key(self) -> str:
+        """What tells this delivery of the event from another: its key, and the replay that queued it again."""
+        return self.key if self.replay is None else f"{self.key}@{self.replay}"
 
 
 class ContactChange(BaseModel):

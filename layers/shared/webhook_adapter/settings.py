@@ -18,13 +18,16 @@ from webhook_adapter.runtime import cached
 
 __all__ = [
     "CommonSettings",
+    "DecideSettings",
     "DeliverSettings",
     "ReceiveSettings",
+    "ReplaySettings",
     "deliver_settings",
     "env_prefix",
     "field_map_or",
     "load_prefixed",
     "receive_settings",
+    "replay_settings",
 ]
 
 _ENV = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
@@ -61,15 +64,25 @@ class ReceiveSettings(CommonSettings):
         return f"{base}{path}" + (f"?{raw_query}" if raw_query else "")
 
 
-class DeliverSettings(CommonSettings):
+class DecideSettings(CommonSettings):
+    """What deciding a contact's request needs (deliver, and replay's preview): the normalization defaults."""
+
+    default_phone_region: Annotated[str, Field(alias="DEFAULT_PHONE_REGION", pattern=r"^[A-Z]{2}$")] = "US"
+    state_required_countries: Annotated[str, Field(alias="STATE_REQUIRED_COUNTRIES")] = "USA,CAN,BRA,AUS,MEX"
+
+    @property
+    def countries_requiring_state(self) -> frozenset[str]:
+        """ISO alpha-3 codes of countries whose addresses Sphere refuses without a state."""
+        return frozenset(code.strip().upper() for code in self.state_required_countries.split(",") if code.strip())
+
+
+class DeliverSettings(DecideSettings):
     """The deliver function: Sphere, its token, normalization defaults and the retry schedule."""
 
     sphere_api_url: Annotated[HttpUrl, Field(alias="SPHERE_API_URL")]
     sphere_token_secret_id: Annotated[str, Field(alias="SPHERE_TOKEN_SECRET_ID", min_length=1)]
     sphere_connect_timeout_seconds: Annotated[float, Field(alias="SPHERE_CONNECT_TIMEOUT_SECONDS", gt=0)] = 3.0
     sphere_timeout_seconds: Annotated[float, Field(alias="SPHERE_TIMEOUT_SECONDS", gt=0, le=60)] = 10.0
-    default_phone_region: Annotated[str, Field(alias="DEFAULT_PHONE_REGION", pattern=r"^[A-Z]{2}$")] = "US"
-    state_required_countries: Annotated[str, Field(alias="STATE_REQUIRED_COUNTRIES")] = "USA,CAN,BRA,AUS,MEX"
     max_receive_count: Annotated[int, Field(alias="MAX_RECEIVE_COUNT", ge=1, le=1000)] = 15
     retry_base_seconds: Annotated[int, Field(alias="RETRY_BASE_SECONDS", ge=0, le=43_200)] = 10
     retry_max_seconds: Annotated[int, Field(alias="RETRY_MAX_SECONDS", ge=0, le=43_200)] = 1800
@@ -85,10 +98,13 @@ class DeliverSettings(CommonSettings):
         """This container's share of the adapter's ceiling on calls to Sphere."""
         return self.sphere_max_calls_per_second / self.deliver_max_concurrency
 
-    @property
-    def countries_requiring_state(self) -> frozenset[str]:
-        """ISO alpha-3 codes of countries whose addresses Sphere refuses without a state."""
-        return frozenset(code.strip().upper() for code in self.state_required_countries.split(",") if code.strip())
+
+class ReplaySettings(DecideSettings):
+    """The replay function's settings: the queues it fills and empties, and what deciding a preview needs."""
+
+    dead_letter_queue_url: Annotated[str, Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)]
+    replay_messages_per_second: Annotated[float, Field(alias="REPLAY_MESSAGES_PER_SECOND", gt=0, le=300)] = 10
+    """How fast a replay queues its changes: deliver then paces them toward Sphere like any change."""
 
 
 @cached
@@ -136,3 +152,13 @@ def load_prefixed[M: BaseModel](model: type[M], prefix: str) -> M:
     start = f"{env_prefix(prefix)}_"
     values = {key.removeprefix(start).lower(): value for key, value in os.environ.items() if key.startswith(start)}
     return model.model_validate(values)
+
+
+@cached
+def replay_settings() -> ReplaySettings:
+    """The replay function's settings, validated once per container.
+
+    Raises:
+        pydantic.ValidationError: a required variable is missing or a value is out of range.
+    """
+    return ReplaySettings.model_validate(os.environ)

@@ -414,10 +414,16 @@ class EventStore:
         now_ms: int,
     ) -> dict[str, Any]:
         earlier = list(prior.get("history", [])) if prior else [_history_entry(Status.QUEUED, None, change.received_at)]
+        attributes = self._event_attributes(
+            change.source, event, outcome.status, outcome.reason, change.received_at, now_ms
+        )
+        if event.replay is not None and prior:
+            # A replay queued the event again without its values: what the CRM sent, and when, stays as recorded.
+            attributes |= {name: prior[name] for name in _KEPT_ON_REPLAY if name in prior}
         return {
             "pk": contact_pk(change.source, event.contact_id),
             "sk": event_sk(event.key),
-            **self._event_attributes(change.source, event, outcome.status, outcome.reason, change.received_at, now_ms),
+            **attributes,
             "missing": outcome.missing or None,
             "customer_id": outcome.customer_id,
             "request": outcome.request,
@@ -556,6 +562,10 @@ class EventStore:
         except (BotoCoreError, ClientError) as exc:
             raise StorageUnavailable("could not query DynamoDB") from exc
         return items
+
+
+_KEPT_ON_REPLAY = ("fields", "kind", "occurred_at", "received_at")
+"""An event item's attributes a replay's outcome leaves as the first delivery recorded them."""
 
 
 def _sphere(outcome: Outcome) -> dict[str, Any] | None:
