@@ -7,6 +7,7 @@ mapping invoking the deliver function until the queue is empty.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import time
@@ -99,6 +100,23 @@ class Pipeline:
         """The requests of ``source`` recorded as refused (answered 4xx) since ``since_ms``, newest last."""
         found = self.store.events_by_status(Status.REFUSED, since_ms - 1000, int(time.time() * 1000) + 1000)
         return [item for item in found if str(item["pk"]).startswith("REQUEST#") and item["source"] == source]
+
+    def refuses(self, request: VendorRequest, status: int, code: str, *, seen: set[str]) -> Answer:
+        """Send ``request``; check it is refused with ``status`` and ``code`` in JSON, queues nothing, and is recorded
+        once (a record not in ``seen``, which it joins) with the digest of its body. The answer.
+        """
+        start = int(time.time() * 1000)
+        answer = self.send(request)
+        assert answer.status == status, answer.body
+        assert answer.headers["content-type"].startswith("application/json")
+        assert set(answer.body) == {"error"}
+        assert answer.body["error"]["code"] == code
+        assert self.queued_messages() == 0
+        records = [record for record in self.refused_requests(request.source, start) if record["pk"] not in seen]
+        seen |= {record["pk"] for record in records}
+        assert [(record["http_status"], record["code"]) for record in records] == [(status, code)]
+        assert records[0]["body_sha256"] == hashlib.sha256(request.body).hexdigest()
+        return answer
 
     def post_hubspot(self, events: list[dict[str, Any]], *, secret: str | None = None) -> Answer:
         """A HubSpot batch, signed with the client secret for the configured public URL."""

@@ -2,54 +2,19 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from devstack.crm import generic_request, hubspot_event, hubspot_request
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
-from devstack.stack import LocalStack, StackOptions
+from devstack.stack import LocalStack
+from e2e.support import wait_for
 from webhook_adapter.model import Status
 
 CONTACT = 501
 PORTAL = 62515
-
-
-BATCH_DONE = threading.Condition()
-"""Notified by the local poller after each delivered batch: tests wait on it instead of sleeping."""
-
-
-def batch_done(records: list[dict[str, Any]], failed: set[str]) -> None:
-    with BATCH_DONE:
-        BATCH_DONE.notify_all()
-
-
-@pytest.fixture
-def stack() -> Iterator[LocalStack]:
-    """The local stack on free ports, as ``make run`` starts it (without the demo)."""
-    options = StackOptions(port=0, environment={"RETRY_BASE_SECONDS": "0"}, on_batch=batch_done)
-    with LocalStack(options) as running:
-        yield running
-
-
-def wait_for[T](probe: Callable[[], T | None], *, timeout: float = 15.0) -> T:
-    """``probe``'s first truthy answer, checked again after each delivered batch; fail at the deadline."""
-    found: list[T] = []
-
-    def ready() -> bool:
-        value = probe()
-        if value:
-            found.append(value)
-        return bool(value)
-
-    with BATCH_DONE:
-        if not BATCH_DONE.wait_for(ready, timeout=timeout):
-            raise AssertionError(f"condition not met within {timeout} s")
-    return found[-1]
 
 
 def settled(stack: LocalStack, keys: list[str]) -> dict[str, dict[str, Any]] | None:

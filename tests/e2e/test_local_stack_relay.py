@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
 
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
-from devstack.stack import LocalStack, StackOptions
+from devstack.stack import LocalStack
+from e2e.support import wait_for
 from webhook_adapter.model import Status
 
 CONTACT = "0035e00000AbCdEAAV"
-BATCH_DONE = threading.Condition()
-
-
-def batch_done(records: list[dict[str, Any]], failed: set[str]) -> None:
-    with BATCH_DONE:
-        BATCH_DONE.notify_all()
-
-
-@pytest.fixture
-def stack() -> Iterator[LocalStack]:
-    options = StackOptions(port=0, environment={"RETRY_BASE_SECONDS": "0"}, on_batch=batch_done)
-    with LocalStack(options) as running:
-        yield running
 
 
 def test_a_gap_event_put_on_the_local_stack_reads_the_contact_from_the_crm_standin(stack: LocalStack) -> None:
@@ -56,7 +39,6 @@ def test_a_gap_event_put_on_the_local_stack_reads_the_contact_from_the_crm_stand
         item = stack.store.get_event("salesforce-cdc", CONTACT, key)
         return item is not None and item["status"] == Status.DELIVERED
 
-    with BATCH_DONE:
-        assert BATCH_DONE.wait_for(delivered, timeout=15)
+    wait_for(delivered)
     assert [patch.body for patch in stack.standin.patches(SEED_INDIVIDUAL_ID)] == [{"email": "relay@example.com"}]
     assert len(stack.crm.records_read("salesforce")) == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,30 +14,21 @@ import pytest
 from devstack.crm import generic_request
 from devstack.sign_events import EVENTS_DIR
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
-from devstack.stack import LocalStack, StackOptions
+from devstack.stack import LocalStack
+from e2e.support import stack_with, wait_for
 from webhook_adapter.model import Status
 
 MISSING_CUSTOMER = "customer_0000000000000000000000000000beef"
-BATCH_DONE = threading.Condition()
-
-
-def batch_done(records: list[dict[str, Any]], failed: set[str]) -> None:
-    with BATCH_DONE:
-        BATCH_DONE.notify_all()
 
 
 @pytest.fixture
 def stack() -> Iterator[LocalStack]:
-    options = StackOptions(
-        port=0, environment={"RETRY_BASE_SECONDS": "0", "MAX_RECEIVE_COUNT": "2"}, on_batch=batch_done
-    )
-    with LocalStack(options) as running:
-        yield running
+    """The local stack, a change dead-lettered on its second failed receive."""
+    yield from stack_with(MAX_RECEIVE_COUNT="2")
 
 
 def wait_until(probe: Callable[[], bool], timeout: float = 15.0) -> None:
-    with BATCH_DONE:
-        assert BATCH_DONE.wait_for(probe, timeout=timeout)
+    wait_for(probe, timeout=timeout)
 
 
 def post_contact(stack: LocalStack, contact: str, customer_id: str, email: str) -> str:

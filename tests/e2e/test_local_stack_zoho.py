@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
-import pytest
 
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
-from devstack.stack import LocalStack, StackOptions
+from devstack.stack import LocalStack
 from devstack.vendors.zoho import CHANNEL_ID, notification
+from e2e.support import wait_for
 from webhook_adapter.model import Status
 from webhook_adapter.zoho_channels import CHANNEL_HOURS
 
 CONTACT = "5725767000000624001"
-BATCH_DONE = threading.Condition()
-
-
-def batch_done(records: list[dict[str, Any]], failed: set[str]) -> None:
-    with BATCH_DONE:
-        BATCH_DONE.notify_all()
-
-
-@pytest.fixture
-def stack() -> Iterator[LocalStack]:
-    options = StackOptions(port=0, environment={"RETRY_BASE_SECONDS": "0"}, on_batch=batch_done)
-    with LocalStack(options) as running:
-        yield running
 
 
 def test_the_channel_is_open_from_the_start_and_a_notification_is_completed_by_reading_the_contact(
@@ -70,8 +54,7 @@ def test_the_channel_is_open_from_the_start_and_a_notification_is_completed_by_r
         item = stack.store.get_event("zoho", CONTACT, key)
         return item is not None and item["status"] == Status.DELIVERED
 
-    with BATCH_DONE:
-        assert BATCH_DONE.wait_for(delivered, timeout=15)
+    wait_for(delivered)
     [patch] = stack.standin.patches(SEED_INDIVIDUAL_ID)
     assert patch.body == {"email": "zoho.reader@example.com", "phone": "+13125550142"}
     assert len(stack.crm.records_read("zoho")) == 1

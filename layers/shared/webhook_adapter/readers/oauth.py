@@ -14,17 +14,18 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Self
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from webhook_adapter.errors import CrmUnavailable, SecretUnavailable
+from webhook_adapter.model import ReadMode
 from webhook_adapter.readers.api import CrmApi
 from webhook_adapter.runtime import on_reset
 from webhook_adapter.secrets import read_secret
 
-__all__ = ["EXPIRY_MARGIN_SECONDS", "OAuthGrant", "OAuthToken", "oauth_api"]
+__all__ = ["EXPIRY_MARGIN_SECONDS", "OAuthGrant", "OAuthReadConfig", "OAuthToken", "none_if_empty", "oauth_api"]
 
 EXPIRY_MARGIN_SECONDS = 60
 """A token this close to its ``expires_in`` is fetched again before use: a call may take that long."""
@@ -32,6 +33,42 @@ _OK = 200
 _SERVER_ERROR = 500
 _ERROR_CODE = re.compile(r"^[a-z_]{1,64}$")
 """What an OAuth ``error`` value looks like (``invalid_client``): only such a value is quoted in a message."""
+
+
+def none_if_empty(value: Any) -> Any:
+    """An empty setting (a template parameter left blank) as unset."""
+    return None if value == "" else value
+
+
+class OAuthReadConfig(BaseModel):
+    """The read settings of a CRM reached with an OAuth grant: reading is on when its credentials are given."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    CREDENTIALS_PARAMETER: ClassVar[str]
+    """The template parameter of the credentials secret, named when a read mode lacks it."""
+
+    read_mode: Annotated[ReadMode | None, BeforeValidator(none_if_empty)] = None
+    """Unset: ``fetch-when-incomplete`` when the credentials are given, else ``payload``."""
+    credentials_secret_id: str = ""
+
+    @property
+    def mode(self) -> ReadMode:
+        """The read mode in effect."""
+        if self.read_mode is not None:
+            return self.read_mode
+        return ReadMode.WHEN_INCOMPLETE if self.credentials_secret_id else ReadMode.PAYLOAD
+
+    def missing_for_reading(self) -> list[str]:
+        """The settings a read still needs (as ``name (TemplateParameter)``)."""
+        return [] if self.credentials_secret_id else [f"credentials_secret_id ({self.CREDENTIALS_PARAMETER})"]
+
+    @model_validator(mode="after")
+    def _complete_when_reading(self) -> Self:
+        missing = self.missing_for_reading()
+        if self.mode is not ReadMode.PAYLOAD and missing:
+            raise ValueError(f"read mode {self.mode} needs {' and '.join(missing)}")
+        return self
 
 
 class _TokenAnswer(BaseModel):

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import BeforeValidator, Field, HttpUrl
 
 from webhook_adapter.errors import CrmUnavailable
 from webhook_adapter.model import ContactField, FieldValue, ReadMode
 from webhook_adapter.readers.api import CrmApi, iso_epoch_ms, read_text
-from webhook_adapter.readers.oauth import OAuthGrant, oauth_api
+from webhook_adapter.readers.oauth import OAuthGrant, OAuthReadConfig, none_if_empty, oauth_api
 from webhook_adapter.records import CrmRecord, Reading
 from webhook_adapter.salesforce_fields import CDC_NAME, split_street
 from webhook_adapter.settings import DeliverSettings, load_prefixed
@@ -40,40 +40,21 @@ _OK = 200
 _SERVER_ERROR = 500
 
 
-def _none_if_empty(value: Any) -> Any:
-    return None if value == "" else value
+class SalesforceReadConfig(OAuthReadConfig):
+    """``SALESFORCE_CDC_*`` settings of the deliver function (gap events need a read: on with the credentials)."""
 
+    CREDENTIALS_PARAMETER = "SalesforceCdcCredentialsSecretArn"
 
-class SalesforceReadConfig(BaseModel):
-    """``SALESFORCE_CDC_*`` settings of the deliver function."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    read_mode: Annotated[ReadMode | None, BeforeValidator(_none_if_empty)] = None
-    """Unset: ``fetch-when-incomplete`` when the credentials are given (gap events need a read), else ``payload``."""
-    instance_url: Annotated[HttpUrl | None, BeforeValidator(_none_if_empty)] = None
+    instance_url: Annotated[HttpUrl | None, BeforeValidator(none_if_empty)] = None
     """The org's My Domain URL (``https://<domain>.my.salesforce.com``): the API and, by default, the token."""
-    login_url: Annotated[HttpUrl | None, BeforeValidator(_none_if_empty)] = None
+    login_url: Annotated[HttpUrl | None, BeforeValidator(none_if_empty)] = None
     """Where the token is asked for, when not the instance URL."""
     api_version: Annotated[str, Field(pattern=r"^[1-9][0-9]\.0$")] = "62.0"
-    credentials_secret_id: str = ""
     customer_id_field: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")] = "Sphere_Customer_Id__c"
 
-    @property
-    def mode(self) -> ReadMode:
-        """The read mode in effect."""
-        if self.read_mode is not None:
-            return self.read_mode
-        return ReadMode.WHEN_INCOMPLETE if self.credentials_secret_id else ReadMode.PAYLOAD
-
-    @model_validator(mode="after")
-    def _credentials_when_reading(self) -> SalesforceReadConfig:
-        if self.mode is not ReadMode.PAYLOAD and not (self.credentials_secret_id and self.instance_url):
-            raise ValueError(
-                f"read mode {self.mode} needs credentials_secret_id (SalesforceCdcCredentialsSecretArn) and "
-                "instance_url (SalesforceInstanceUrl)"
-            )
-        return self
+    def missing_for_reading(self) -> list[str]:
+        """The credentials, and the instance URL the API is reached at."""
+        return super().missing_for_reading() + ([] if self.instance_url else ["instance_url (SalesforceInstanceUrl)"])
 
 
 GRANT = OAuthGrant(crm="Salesforce", grant_type="client_credentials", credential_keys=("client_id", "client_secret"))

@@ -14,40 +14,25 @@ second address line: the street is line 1.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from webhook_adapter.errors import CrmUnavailable
 from webhook_adapter.model import ContactField, FieldValue, ReadMode
 from webhook_adapter.readers.api import CrmApi, iso_epoch_ms, read_values
-from webhook_adapter.readers.oauth import OAuthGrant, oauth_api
+from webhook_adapter.readers.oauth import OAuthGrant, OAuthReadConfig, oauth_api
 from webhook_adapter.records import CrmRecord, Reading
 from webhook_adapter.settings import DeliverSettings, load_prefixed
+from webhook_adapter.zoho_fields import CUSTOMER_ID_FIELD, FIELDS
 
-__all__ = ["FIELDS", "GRANT", "TOKEN_PATH", "ZohoApiConfig", "ZohoReadConfig", "ZohoReader", "build", "zoho_api"]
+__all__ = ["GRANT", "TOKEN_PATH", "ZohoApiConfig", "ZohoReadConfig", "ZohoReader", "build", "zoho_api"]
 
 NAME = "zoho"
 TOKEN_PATH = "/oauth/v2/token"  # nosec B105 # the OAuth token endpoint's path, not a secret
 GRANT = OAuthGrant(
     crm="Zoho", grant_type="refresh_token", credential_keys=("client_id", "client_secret", "refresh_token")
 )
-FIELDS: Mapping[str, ContactField] = {
-    "Email": ContactField.EMAIL,
-    "Phone": ContactField.PHONE,
-    "Mobile": ContactField.MOBILE_PHONE,
-    "Mailing_Street": ContactField.LINE1,
-    "Mailing_City": ContactField.CITY,
-    "Mailing_State": ContactField.STATE,
-    "Mailing_Zip": ContactField.POSTAL_CODE,
-    "Mailing_Country": ContactField.COUNTRY,
-}
-"""A contact's fields by Zoho API name (the customer id's field is a setting)."""
-
-
-def _none_if_empty(value: Any) -> Any:
-    return None if value == "" else value
 
 
 class ZohoApiConfig(BaseModel):
@@ -63,25 +48,12 @@ class ZohoApiConfig(BaseModel):
     """The module (API name) whose records are contacts."""
 
 
-class ZohoReadConfig(ZohoApiConfig):
-    """``ZOHO_*`` settings of the deliver function."""
+class ZohoReadConfig(OAuthReadConfig, ZohoApiConfig):
+    """``ZOHO_*`` settings of the deliver function (notifications need a read: on with the credentials)."""
 
-    read_mode: Annotated[ReadMode | None, BeforeValidator(_none_if_empty)] = None
-    """Unset: ``fetch-when-incomplete`` when the credentials are given (notifications need a read), else ``payload``."""
-    customer_id_field: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,99}$")] = "Sphere_Customer_Id"
+    CREDENTIALS_PARAMETER = "ZohoCredentialsSecretArn"
 
-    @property
-    def mode(self) -> ReadMode:
-        """The read mode in effect."""
-        if self.read_mode is not None:
-            return self.read_mode
-        return ReadMode.WHEN_INCOMPLETE if self.credentials_secret_id else ReadMode.PAYLOAD
-
-    @model_validator(mode="after")
-    def _credentials_when_reading(self) -> ZohoReadConfig:
-        if self.mode is not ReadMode.PAYLOAD and not self.credentials_secret_id:
-            raise ValueError(f"read mode {self.mode} needs credentials_secret_id (ZohoCredentialsSecretArn)")
-        return self
+    customer_id_field: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,99}$")] = CUSTOMER_ID_FIELD
 
 
 def zoho_api(

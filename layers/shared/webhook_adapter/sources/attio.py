@@ -19,7 +19,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from webhook_adapter.errors import InvalidPayload
 from webhook_adapter.model import ReadCause, SourceEvent, Status
@@ -27,7 +27,7 @@ from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_attio
 from webhook_adapter.sources.base import (
     JsonSource,
-    Unusable,
+    PayloadModel,
     WebhookRequest,
     canonical_json,
     describe_validation_error,
@@ -68,17 +68,10 @@ within a contact id's 256 characters."""
 type _Kind = Annotated[str, Field(min_length=1, max_length=128)]
 
 
-class _Read(BaseModel):
+class _Read(PayloadModel):
     """A part of Attio's body: unknown keys are left alone, a value ``parse_json`` marked unusable is an error."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _usable(cls, value: Any) -> Any:
-        if isinstance(value, Unusable):
-            raise ValueError(value.problem)  # noqa: TRY004 - pydantic turns ValueError into a field error
-        return value
 
 
 class AttioIds(_Read):

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from webhook_adapter.errors import InvalidPayload, UnsupportedMediaType
 from webhook_adapter.model import MAX_VALUE_CHARS, UNCARRIABLE_TEXT, ContactField, FieldValue, SourceEvent
@@ -20,6 +20,7 @@ __all__ = [
     "MAX_VALUE_CHARS",
     "Answer",
     "Handshaking",
+    "PayloadModel",
     "Source",
     "Unusable",
     "WebhookRequest",
@@ -154,6 +155,22 @@ class Unusable:
     """
 
     problem: str
+
+
+class PayloadModel(BaseModel):
+    """A part of a CRM's body read with pydantic: unknown keys left alone, an ``Unusable`` value a field error.
+
+    ``parse_json`` marks a value nothing downstream can carry (``Unusable``): reading it names the problem.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _usable(cls, value: Any) -> Any:
+        if isinstance(value, Unusable):
+            raise ValueError(value.problem)  # noqa: TRY004 - pydantic turns ValueError into a field error
+        return value
 
 
 _HUGE_INTEGER = Unusable(f"an integer of more than {MAX_INTEGER_DIGITS} digits")

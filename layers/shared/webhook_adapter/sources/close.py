@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from webhook_adapter.errors import InvalidPayload
 from webhook_adapter.model import MAX_EPOCH_MS, ContactField, FieldValue, SourceEvent, Status
@@ -25,7 +25,7 @@ from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_close
 from webhook_adapter.sources.base import (
     JsonSource,
-    Unusable,
+    PayloadModel,
     WebhookRequest,
     describe_validation_error,
     field_text,
@@ -74,7 +74,7 @@ type _Word = Annotated[str, Field(max_length=63)]
 """``object_type`` and ``action``: ``<object_type>.<action>`` stays within an event kind's 128 characters."""
 
 
-class CloseEvent(BaseModel):
+class CloseEvent(PayloadModel):
     """``event`` of a Close webhook: what the adapter reads of it (other keys are allowed and left alone)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -88,13 +88,6 @@ class CloseEvent(BaseModel):
     date_updated: str | None = None
     changed_fields: list[Annotated[str, Field(max_length=256)]] | None = None
     data: dict[str, Any] | None = None
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _usable(cls, value: Any) -> Any:
-        if isinstance(value, Unusable):
-            raise ValueError(value.problem)  # noqa: TRY004 - pydantic turns ValueError into a field error
-        return value
 
 
 class _Envelope(BaseModel):

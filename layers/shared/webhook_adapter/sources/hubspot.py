@@ -22,7 +22,7 @@ from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_hubspot_legacy, verify_hubspot_v3, verify_with_any
 from webhook_adapter.sources.base import (
     JsonSource,
-    Unusable,
+    PayloadModel,
     WebhookRequest,
     canonical_json,
     describe_validation_error,
@@ -72,7 +72,7 @@ type _EpochMs = Annotated[int, Field(ge=0, lt=MAX_EPOCH_MS, strict=True)]
 type _Kind = Annotated[str, Field(max_length=128)]
 
 
-class HubSpotEvent(BaseModel):
+class HubSpotEvent(PayloadModel):
     """One event of the batch: what the adapter reads of it (other keys are allowed and left alone)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
@@ -88,13 +88,6 @@ class HubSpotEvent(BaseModel):
     property_value: Annotated[str | None, Field(alias="propertyValue")] = None
     primary_object_id: Annotated[_Id | None, Field(alias="primaryObjectId")] = None
     new_object_id: Annotated[_Id | None, Field(alias="newObjectId")] = None
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _usable(cls, value: Any) -> Any:
-        if isinstance(value, Unusable):
-            raise ValueError(value.problem)  # noqa: TRY004 - pydantic turns ValueError into a field error
-        return value
 
     @field_validator("property_value", mode="before")
     @classmethod

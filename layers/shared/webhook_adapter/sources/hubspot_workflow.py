@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from webhook_adapter.dotted import MISSING
 from webhook_adapter.errors import CredentialsError, InvalidPayload
@@ -33,14 +33,14 @@ from webhook_adapter.model import MAX_EPOCH_MS, ContactField, FieldValue, Source
 from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_credential, verify_hubspot_v3, verify_with_any
 from webhook_adapter.sources.base import (
+    FieldChanges,
     JsonSource,
-    Unusable,
+    PayloadModel,
     WebhookRequest,
     canonical_json,
     describe_validation_error,
     field_map_or,
     field_text,
-    over_cap,
     parse_json,
 )
 
@@ -77,7 +77,7 @@ type _Id = Annotated[str, BeforeValidator(_as_str), Field(min_length=1, max_leng
 """HubSpot's ids are numbers; text is accepted, but only visible ASCII: ids become keys and queue groups."""
 
 
-class WorkflowRecord(BaseModel):
+class WorkflowRecord(PayloadModel):
     """The record a workflow posts: what the adapter reads of it (other keys are allowed and left alone)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
@@ -91,13 +91,6 @@ class WorkflowRecord(BaseModel):
     properties: dict[str, Any]
     updated_at: Annotated[Any, Field(alias="updatedAt")] = None
     archived: Annotated[bool, Field(strict=True)] = False
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _usable(cls, value: Any) -> Any:
-        if isinstance(value, Unusable):
-            raise ValueError(value.problem)  # noqa: TRY004 - pydantic turns ValueError into a field error
-        return value
 
     @property
     def record_id(self) -> str | None:
@@ -261,18 +254,12 @@ class HubSpotWorkflowSource(JsonSource):
         Raises:
             InvalidPayload: a mapped property holds something else than text, a number or null.
         """
-        changes: dict[ContactField, FieldValue] = {}
-        refused: dict[ContactField, str] = {}
+        found = FieldChanges()
         for name, field in self._fields.items():
             value = _property(properties, name)
-            if value is MISSING:
-                continue
-            text = field_text(value, f"properties.{name}")
-            if problem := over_cap(text, name):
-                refused[field] = problem
-            else:
-                changes[field] = text or None
-        return changes, refused
+            if value is not MISSING:
+                found.put(field, field_text(value, f"properties.{name}") or None, name)
+        return found.changes, found.refused
 
 
 def build() -> HubSpotWorkflowSource:

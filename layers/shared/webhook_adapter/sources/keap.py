@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from webhook_adapter.errors import CredentialsError, InvalidPayload
 from webhook_adapter.model import ReadCause, SourceEvent, Status
@@ -29,7 +29,7 @@ from webhook_adapter.signatures import verify_credential
 from webhook_adapter.sources.base import (
     Answer,
     JsonSource,
-    Unusable,
+    PayloadModel,
     WebhookRequest,
     describe_validation_error,
     parse_json,
@@ -65,17 +65,10 @@ class KeapConfig(BaseModel):
 type _Kind = Annotated[str, Field(min_length=1, max_length=128)]
 
 
-class _Read(BaseModel):
+class _Read(PayloadModel):
     """A part of Keap's body: unknown keys are left alone, a value ``parse_json`` marked unusable is an error."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _usable(cls, value: Any) -> Any:
-        if isinstance(value, Unusable):
-            raise ValueError(value.problem)  # noqa: TRY004 - pydantic turns ValueError into a field error
-        return value
 
 
 class KeapObjectKey(_Read):

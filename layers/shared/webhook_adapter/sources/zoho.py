@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from webhook_adapter.errors import CredentialsError, ForbiddenSender, InvalidPayload, UnsupportedMediaType
 from webhook_adapter.model import (
@@ -44,16 +44,18 @@ from webhook_adapter.settings import load_prefixed
 from webhook_adapter.signatures import verify_credential
 from webhook_adapter.sources.base import (
     JSON_MEDIA_TYPE,
+    FieldChanges,
     JsonSource,
+    PayloadModel,
     Unusable,
     WebhookRequest,
     canonical_json,
     describe_validation_error,
     field_map_or,
     field_text,
-    over_cap,
     parse_json,
 )
+from webhook_adapter.zoho_fields import CUSTOMER_ID_FIELD, FIELDS
 
 __all__ = [
     "DEFAULT_FIELD_MAP",
@@ -91,16 +93,7 @@ _EPOCH_SECONDS_LIMIT = 10**11
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ARRIVAL_NOTE = f"{TIME_KEY} absent or unreadable: the change is ordered by its arrival"
 
-DEFAULT_FIELD_MAP: dict[str, ContactField] = {
-    "Email": ContactField.EMAIL,
-    "Phone": ContactField.PHONE,
-    "Mobile": ContactField.MOBILE_PHONE,
-    "Mailing_Street": ContactField.LINE1,
-    "Mailing_City": ContactField.CITY,
-    "Mailing_State": ContactField.STATE,
-    "Mailing_Zip": ContactField.POSTAL_CODE,
-    "Mailing_Country": ContactField.COUNTRY,
-}
+DEFAULT_FIELD_MAP: dict[str, ContactField] = dict(FIELDS)
 """Workflow body key (a Zoho field API name) to contact field; override with ``ZOHO_FIELD_MAP`` (JSON)."""
 
 
@@ -115,7 +108,7 @@ class ZohoConfig(BaseModel):
     """The Notification API channel served; empty: any channel whose echoed token matches."""
     module: Annotated[str, Field(min_length=1, max_length=100)] = "Contacts"
     """The module whose notifications are contacts; the ids of any other are ignored."""
-    customer_id_field: Annotated[str, Field(min_length=1)] = "Sphere_Customer_Id"
+    customer_id_field: Annotated[str, Field(min_length=1)] = CUSTOMER_ID_FIELD
     field_map: Annotated[dict[str, ContactField], BeforeValidator(field_map_or(DEFAULT_FIELD_MAP))] = Field(
         default_factory=lambda: dict(DEFAULT_FIELD_MAP)
     )
@@ -152,7 +145,7 @@ def _channel_text(value: Any) -> Any:
     return text
 
 
-class _Notification(BaseModel):
+class _Notification(PayloadModel):
     """A Notification API callback: what the adapter reads of it (``affected_fields`` and others left alone)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -162,13 +155,6 @@ class _Notification(BaseModel):
     operation: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[!-~]+$")]
     channel_id: Annotated[str, BeforeValidator(_channel_text)]
     ids: Annotated[list[Any], Field(min_length=1, max_length=MAX_IDS)]
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _usable(cls, value: Any) -> Any:
-        if isinstance(value, Unusable):
-            raise ValueError(value.problem)  # noqa: TRY004 - pydantic turns ValueError into a field error
-        return value
 
 
 def _notification_body(request: WebhookRequest) -> dict[str, Any] | None:
@@ -387,17 +373,11 @@ class ZohoSource(JsonSource):
         Raises:
             InvalidPayload: a mapped key holds something else than text, a number or null.
         """
-        changes: dict[ContactField, FieldValue] = {}
-        refused: dict[ContactField, str] = {}
+        found = FieldChanges()
         for name, field in self._fields.items():
-            if name not in document:
-                continue
-            text = field_text(document[name], name)
-            if problem := over_cap(text, name):
-                refused[field] = problem
-            else:
-                changes[field] = text or None
-        return changes, refused
+            if name in document:
+                found.put(field, field_text(document[name], name) or None, name)
+        return found.changes, found.refused
 
 
 def build() -> ZohoSource:
