@@ -14,7 +14,7 @@ from webhook_adapter.replay import FORCED_STATUSES, REPLAYABLE_STATUSES, ReplayR
 
 T0 = 1_700_000_000_000
 CUSTOMER = "customer_abc123"
-DECIDE = {"default_region": "US", "countries_requiring_state": frozenset({"USA"})}
+USA = frozenset({"USA"})
 
 
 def delivered_state() -> ContactState:
@@ -36,25 +36,25 @@ def test_a_replayed_event_sends_the_contacts_whole_request_even_what_sphere_has(
     state = delivered_state()
 
     # When deliver decides
-    decision = decide(state, [replayed()], **DECIDE)
+    decision = decide(state, [replayed()], default_region="US", countries_requiring_state=USA)
 
     # Then the whole current request is sent, not "unchanged"
     assert decision.body == {"email": "ada@example.com"}
 
     # And the same event without the replay is a redelivery that sends nothing
-    assert decide(state, [replayed(replay=None)], **DECIDE).body == {}
+    assert decide(state, [replayed(replay=None)], default_region="US", countries_requiring_state=USA).body == {}
 
 
 def test_a_replays_call_is_made_once_per_replay_and_recorded_on_the_event() -> None:
     # Given a replay whose call Sphere answered, the state saved, the outcomes not yet written
     state = delivered_state()
-    first = decide(state, [replayed()], **DECIDE)
+    first = decide(state, [replayed()], default_region="US", countries_requiring_state=USA)
     result = SphereResult(http_status=200)
     saved = after_call(state, first, result, refused=False)
 
     # When the same replay's message is delivered again, and later another replay of the same event
-    again = decide(saved, [replayed()], **DECIDE)
-    another = decide(saved, [replayed(replay="r2")], **DECIDE)
+    again = decide(saved, [replayed()], default_region="US", countries_requiring_state=USA)
+    another = decide(saved, [replayed(replay="r2")], default_region="US", countries_requiring_state=USA)
 
     # Then the retry makes no second call (it reports the first), and the new replay calls again
     assert again.replayed is not None
@@ -72,7 +72,7 @@ def test_a_replay_of_a_contact_without_a_customer_id_ends_unmapped() -> None:
     state = ContactState(fields={ContactField.EMAIL: FieldState(value="x@example.com", occurred_at=T0, event="e")})
 
     # When replayed
-    decision = decide(state, [replayed()], **DECIDE)
+    decision = decide(state, [replayed()], default_region="US", countries_requiring_state=USA)
     [(_, outcome)] = outcomes_of([replayed()], decision, None, refused=False)
 
     # Then nothing is sent and the event says why
