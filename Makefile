@@ -49,7 +49,9 @@ $(CHECKOV_STAMP):
 
 install: $(STAMP) ## Create .venv with the runtime and development dependencies
 
-run: $(STAMP) ## Start the local stack on http://127.0.0.1:3000, send the demo events, serve until Ctrl-C
+# The console prints each request and its events' outcomes; the functions' JSON logs go to make-run.log
+# (RUN_LOG=path elsewhere), or to the console with LOGS=1.
+run: $(STAMP) ## Start the local stack on http://127.0.0.1:3000, play the demo, serve until Ctrl-C (LOGS=1: logs here)
 	PYTHONPATH=layers/shared:functions:tests $(BIN)/python -m devstack
 
 test: lint typecheck security pytest validate build ## Everything CI checks: lint, format, types, security scans, tests with coverage, template lint, build
