@@ -96,7 +96,9 @@ build: $(SAM_STAMP) ## sam build (needs python3.13 on PATH, which this target ar
 bench: $(STAMP) build ## Measure cold starts, receive CPU, delivery, cost and memory of the built code: writes BENCHMARKS.md
 	PYTHONPATH=layers/shared:functions:tests $(BIN)/python -m bench
 
-events: $(STAMP) ## Re-sign events/ with a fresh timestamp and the local secrets (for sam local invoke)
+# Tracked events/ files are signed at a fixed time (same bytes on every run); events/signed/ (ignored) gets
+# each source's request signed now with your variables' secrets.
+events: $(STAMP) ## Write events/ (fixed, tracked) and events/signed/ (signed now, for sam local invoke)
 	PYTHONPATH=layers/shared:functions:tests $(BIN)/python -m devstack.sign_events
 
 clean: ## Remove virtual environments, build output and caches
