@@ -25,8 +25,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from devstack.demo import OutcomePrinter, Say, run_demo
-from devstack.stack import LocalStack, StackOptions
+from devstack.demo import HEADER, ConsoleStack, OutcomePrinter, Say, run_demo
+from devstack.stack import StackOptions
 
 DEFAULT_LOG = "make-run.log"
 
@@ -84,10 +84,10 @@ def main() -> None:
             options = StackOptions.from_environment(environ, on_batch=printer)
         except ValueError as exc:
             raise SystemExit(f"make run: {exc}") from exc
-        _serve(LocalStack(options), printer, say)
+        _serve(ConsoleStack(options, printer), printer, say)
 
 
-def _serve(stack: LocalStack, printer: OutcomePrinter, say: Say) -> None:
+def _serve(stack: ConsoleStack, printer: OutcomePrinter, say: Say) -> None:
     try:
         stack.start()
     except OSError as exc:
@@ -98,9 +98,13 @@ def _serve(stack: LocalStack, printer: OutcomePrinter, say: Say) -> None:
         printer.stack = stack
         sphere = stack.standin.base_url if stack.standin else "the real Sphere API"
         say(f"Local stack up. Webhooks: {stack.url}/webhooks/<source>; deliveries go to {sphere}.")
-        if os.environ.get("DEMO", "1") != "0":
+        demo = os.environ.get("DEMO", "1") != "0"
+        if demo:
             run_demo(stack, printer, say=say)
-        say(f"\nServing webhooks on {stack.url} (Ctrl-C to stop); each event's outcome prints as it settles.")
+        stack.reporting = True
+        say(f"\nServing webhooks on {stack.url} (Ctrl-C to stop): each request prints as the demo's did.")
+        if not demo:
+            say(HEADER)  # the demo printed it first otherwise
         threading.Event().wait()
     except KeyboardInterrupt:
         say("\nStopping.")

@@ -9,6 +9,7 @@ the output reads in order; after the demo, outcomes print as they happen.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import threading
@@ -21,11 +22,11 @@ import httpx
 from boto3.dynamodb.types import TypeDeserializer
 
 from devstack.crm import generic_request, hubspot_event, hubspot_request
-from devstack.stack import LocalStack
+from devstack.stack import LocalStack, StackOptions
 from devstack.vendors import VENDORS, vendor
 from webhook_adapter.model import ContactChange, Status
 
-__all__ = ["DEMO_CUSTOMER", "HEADER", "OutcomePrinter", "Receipt", "Say", "outcome_line", "run_demo"]
+__all__ = ["DEMO_CUSTOMER", "HEADER", "ConsoleStack", "OutcomePrinter", "Receipt", "Say", "outcome_line", "run_demo"]
 
 DEMO_CUSTOMER = "customer_f31121c389624d3697cbf3ea8830b7a4"
 SECOND_CUSTOMER = "customer_0a1b2c3d4e5f60718293a4b5c6d7e8f9"
@@ -152,7 +153,7 @@ class OutcomePrinter:
 
 @dataclass
 class Receipt:
-    """What one demo request was answered: its status, the ids its receipt lists, and when it was sent."""
+    """What one request was answered: its status, the ids its receipt lists, when it was sent, its first lines."""
 
     source: str
     status: int
@@ -160,6 +161,8 @@ class Receipt:
     accepted: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     settled: dict[str, list[str]] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+    """What the console prints for it at once: the answer, then duplicates, events settled on arrival, a refusal."""
 
     @property
     def queued(self) -> list[str]:
@@ -190,7 +193,6 @@ class _Demo:
 
     def __init__(self, stack: LocalStack, printer: OutcomePrinter, client: httpx.Client, say: Say) -> None:
         self.stack, self.printer, self.client, self.say = stack, printer, client, say
-        self.unsettled = 0
 
     def post(self, what: str, path: str, headers: Mapping[str, str], body: bytes, *, expected: int = 0) -> Receipt:
         """Send one request and print its heading, its answer and every outcome of its events.
@@ -202,46 +204,77 @@ class _Demo:
         self.printer.hold()
         sent_ms = int(time.time() * 1000)
         settled_before = self.printer.settled
-        lines: list[str] = []
+        receipt: Receipt | None = None
         try:
             answer = self.client.post(path, headers=dict(headers), content=body)
-            receipt = self._answered(source, answer, sent_ms, lines)
+            is_json = answer.headers.get("content-type", "").startswith("application/json")
+            receipt = _answer_lines(
+                self.stack, source, answer.status_code, answer.json() if is_json else None, answer.text, sent_ms
+            )
         finally:
-            self.printer.release(first=lines)  # the answer first, then outcomes settled while it was on its way
+            # the answer first, then the outcomes settled while it was on its way
+            self.printer.release(first=receipt.lines if receipt else ())
         if receipt.accepted or not expected:
             missing = self.printer.wait_for(source, receipt.queued, SETTLE_SECONDS)
             left = len(missing)
         else:
             left = expected - (self.printer.wait_settled(settled_before + expected, SETTLE_SECONDS) - settled_before)
         if left > 0:
-            self.unsettled += left
             self.say(f"  ({left} event(s) still on their way: their lines print when they settle)")
         return receipt
 
-    def _answered(self, source: str, answer: httpx.Response, sent_ms: int, lines: list[str]) -> Receipt:
-        """The receipt; into ``lines``, the answer and what it settled at once (duplicates, settled, a refusal)."""
-        receipt = Receipt(source, answer.status_code, sent_ms)
-        text = " ".join(answer.text.split())
-        if answer.headers.get("content-type", "").startswith("application/json"):
-            body = answer.json()
-            text = json.dumps(body)
-            if isinstance(body, dict) and isinstance(body.get("accepted"), list):
-                receipt.accepted = [str(event_id) for event_id in body["accepted"]]
-                receipt.duplicates = [str(event_id) for event_id in body.get("duplicates") or []]
-                receipt.settled = {str(k): [str(i) for i in v] for k, v in (body.get("settled") or {}).items()}
-        lines.append(f"  receive      {answer.status_code} {_cut(text, ANSWER_WIDTH).rstrip()}")
-        for event_id in receipt.duplicates:
-            lines.append(outcome_line("duplicate", source, [], "already received: not queued again", event_id))
-        settled_ids = {event_id for ids in receipt.settled.values() for event_id in ids}
-        for item in _table_items(self.stack, source, settled_ids) if settled_ids else []:
-            lines.append(_event_line(item, source, str(item["event_id"]), str(item["contact_id"])))
-        if 400 <= answer.status_code < 500:
-            for item in _refused_requests(self.stack, source, sent_ms):
-                detail = f"{item.get('http_status')} {item.get('code')}: {item.get('reason')}"
-                lines.append(
-                    outcome_line("refused", source, [], detail, f"request {str(item['pk']).removeprefix('REQUEST#')}")
-                )
-        return receipt
+
+def _answer_lines(stack: LocalStack, source: str, status: int, json_body: Any, text: str, sent_ms: int) -> Receipt:
+    """The receipt of an answer (``json_body`` when it was JSON); its lines: the answer and what it settled at once
+    (duplicates, events settled on arrival, a refused request)."""
+    receipt = Receipt(source, status, sent_ms)
+    if isinstance(json_body, dict) and isinstance(json_body.get("accepted"), list):
+        receipt.accepted = [str(event_id) for event_id in json_body["accepted"]]
+        receipt.duplicates = [str(event_id) for event_id in json_body.get("duplicates") or []]
+        receipt.settled = {str(k): [str(i) for i in v] for k, v in (json_body.get("settled") or {}).items()}
+    shown = json.dumps(json_body) if json_body is not None else " ".join(text.split())
+    receipt.lines.append(f"  receive      {status} {_cut(shown, ANSWER_WIDTH).rstrip()}")
+    for event_id in receipt.duplicates:
+        receipt.lines.append(outcome_line("duplicate", source, [], "already received: not queued again", event_id))
+    settled_ids = {event_id for ids in receipt.settled.values() for event_id in ids}
+    for item in _table_items(stack, source, settled_ids) if settled_ids else []:
+        receipt.lines.append(_event_line(item, source, str(item["event_id"]), str(item["contact_id"])))
+    if 400 <= status < 500:
+        for item in _refused_requests(stack, source, sent_ms):
+            detail = f"{item.get('http_status')} {item.get('code')}: {item.get('reason')}"
+            request = f"request {str(item['pk']).removeprefix('REQUEST#')}"
+            receipt.lines.append(outcome_line("refused", source, [], detail, request))
+    return receipt
+
+
+class ConsoleStack(LocalStack):
+    """``make run``'s stack: once ``reporting`` (after the demo), every request the routes receive prints as the
+    demo's do — a heading, the answer, the lines it settled at once — and its events' lines follow as they settle."""
+
+    def __init__(self, options: StackOptions, printer: OutcomePrinter) -> None:
+        super().__init__(options)
+        self.printer = printer
+        self.reporting = False
+
+    def _invoke_receive(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if not self.reporting or "rawPath" not in event:
+            return super()._invoke_receive(event, context)
+        sent_ms = int(time.time() * 1000)
+        heading = [f"\n> POST {event['rawPath']} at {time.strftime('%H:%M:%S')}"]
+        self.printer.hold()
+        receipt: Receipt | None = None
+        try:
+            result = super()._invoke_receive(event, context)
+            status, body = int(result.get("statusCode", 200)), str(result.get("body") or "")
+            if result.get("isBase64Encoded"):
+                body = base64.b64decode(body).decode(errors="replace")
+            content_type = {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}.get("content-type", "")
+            parsed = json.loads(body) if content_type.startswith("application/json") and body else None
+            source = str((event.get("pathParameters") or {}).get("source", "?"))
+            receipt = _answer_lines(self, source, status, parsed, body, sent_ms)
+            return result
+        finally:
+            self.printer.release(first=heading + (receipt.lines if receipt else []))
 
 
 def run_demo(stack: LocalStack, printer: OutcomePrinter, say: Say = print) -> int:

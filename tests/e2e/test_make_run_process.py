@@ -13,9 +13,12 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from devstack.demo import HEADER
+from devstack.crm import generic_request
+from devstack.demo import DEMO_CUSTOMER, HEADER
+from devstack.resources import LOCAL_SECRETS
 
 ROOT = Path(__file__).resolve().parents[2]
 START_SECONDS = 60.0
@@ -37,8 +40,8 @@ class Output:
             self.lines.put(line)
         self.lines.put(None)
 
-    def wait_for(self, text: str, timeout: float) -> None:
-        """Return once a line containing ``text`` was printed; fail if the output ends or time runs out."""
+    def wait_for(self, text: str, timeout: float) -> str:
+        """The first line containing ``text`` printed from now; fail if the output ends or time runs out."""
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
             try:
@@ -49,7 +52,7 @@ class Output:
                 break
             self.seen.append(line)
             if text in line:
-                return
+                return line
         pytest.fail(f"make run did not print {text!r} in time; it printed {self.seen}")
 
     def rest(self, timeout: float) -> str:
@@ -109,18 +112,17 @@ def test_make_run_in_the_background_stops_cleanly_on_sigterm(tmp_path: Path) -> 
     assert process.returncode == 0
 
 
-def sections(printed: str) -> dict[str, list[str]]:
-    """The demo's output by request heading (``> ...``): the lines under each."""
-    found: dict[str, list[str]] = {}
-    current: list[str] | None = None
+def sections(printed: str) -> list[tuple[str, list[str]]]:
+    """The output by request heading (``> ...``), in order: each heading and the lines under it."""
+    found: list[tuple[str, list[str]]] = []
     for line in printed.splitlines():
         if line.startswith("> "):
-            current = found.setdefault(line[2:], [])
-        elif line.startswith("Serving webhooks"):
-            current = None
-        elif current is not None and line.strip():
-            current.append(line)
-    return found
+            found.append((line[2:], []))
+        elif line.startswith(("Serving webhooks", "Stopping.")):
+            found.append(("", []))  # not a request's: dropped below
+        elif found and line.strip():
+            found[-1][1].append(line)
+    return [(heading, under) for heading, under in found if heading]
 
 
 def test_make_run_prints_every_event_under_its_request_with_the_crms_id_and_logs_to_a_file(tmp_path: Path) -> None:
@@ -142,7 +144,7 @@ def test_make_run_prints_every_event_under_its_request_with_the_crms_id_and_logs
     # And under each request's heading, its answer and then one line per id its receipt lists (accepted,
     # duplicate, settled on arrival), the id where the header says; nothing else's id
     column = HEADER.index("EVENT ID")
-    by_request = sections(printed)
+    by_request = dict(sections(printed))
     assert len(by_request) >= 17  # the demo's 8 HubSpot and generic requests, then each source's sample
     for heading, under in by_request.items():
         assert under[0].startswith("  receive "), heading
@@ -182,3 +184,32 @@ def test_logs_1_prints_the_functions_json_lines_on_the_console(tmp_path: Path) -
     logged = [json.loads(line) for line in printed.splitlines() if line.startswith("{")]
     assert "zoho channel renewed" in {entry.get("message") for entry in logged}
     assert not (tmp_path / "run.log").exists()
+
+
+def test_after_the_demo_each_webhook_sent_prints_under_its_own_heading(tmp_path: Path) -> None:
+    # Given make run serving, no demo
+    process, output = start(DEMO="0", RUN_LOG=str(tmp_path / "run.log"))
+    serving = output.wait_for("Serving webhooks", START_SECONDS)
+    match = re.search(r"http://127\.0\.0\.1:\d+", serving)
+    assert match is not None
+
+    # When a signed generic webhook arrives, then one with a forged signature
+    payload = {"id": "crm-7", "sphereCustomerId": DEMO_CUSTOMER, "email": "ada@example.com"}
+    headers, body = generic_request(payload, secret=LOCAL_SECRETS["GenericSecretArn"], msg_id="msg_console_1")
+    forged, _ = generic_request(payload, secret="whsec_bm90LXRoZS1zZWNyZXQ=", msg_id="msg_console_2")
+    with httpx.Client(base_url=match[0], timeout=10) as client:
+        assert client.post("/webhooks/generic", headers=headers, content=body).status_code == 202
+        output.wait_for("msg_console_1 (crm-7)", START_SECONDS)
+        assert client.post("/webhooks/generic", headers=forged, content=body).status_code == 401
+        output.wait_for("request ", START_SECONDS)
+    printed = stop(process, output)
+
+    # Then each printed under its own heading: the answer, then its event's outcome or its refusal
+    by_request = sections(printed)
+    assert len(by_request) == 2
+    (_, accepted), (_, refused) = by_request
+    assert accepted[0].startswith("  receive      202")
+    assert accepted[1].split()[:2] == ["delivered", "generic"]
+    assert accepted[1].endswith("msg_console_1 (crm-7)")
+    assert refused[0].startswith("  receive      401")
+    assert refused[1].split()[:3] == ["refused", "generic", "-"]
