@@ -4,7 +4,7 @@ Each request gets a heading, the answer the CRM sees, then one line per event wi
 sent (the id the 202 receipt lists): duplicates, events settled on arrival (ignored, refused elements
 of a batch), a refused request (4xx, the table's ``REQUEST#`` item), and each delivered event's outcome
 as the poller settles it. The demo waits for a request's events to settle before the next heading, so
-the output reads in order; after the demo, outcomes print as they happen.
+the output reads in order; after the demo, ``ConsoleStack`` prints each request it receives the same way.
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ def outcome_line(status: str, source: str, fields: Sequence[str], detail: str, i
 
 
 def _event_line(item: Mapping[str, Any], source: str, event_id: str, contact_id: str) -> str:
+    """An event's line from its item in the table: its status, its fields, why (or when Sphere took it)."""
     status = str(item.get("status", "?"))
     detail = item.get("reason") or ""
     if not detail and (updated := (item.get("sphere") or {}).get("updated_at")):
