@@ -49,7 +49,9 @@ $(CHECKOV_STAMP):
 
 install: $(STAMP) ## Create .venv with the runtime and development dependencies
 
-run: $(STAMP) ## Start the local stack on http://127.0.0.1:3000, send the demo events, serve until Ctrl-C
+# The console prints each request and its events' outcomes; the functions' JSON logs go to make-run.log
+# (RUN_LOG=path elsewhere), or to the console with LOGS=1.
+run: $(STAMP) ## Start the local stack on http://127.0.0.1:3000, play the demo, serve until Ctrl-C (LOGS=1: logs here)
 	PYTHONPATH=layers/shared:functions:tests $(BIN)/python -m devstack
 
 test: lint typecheck security pytest validate build ## Everything CI checks: lint, format, types, security scans, tests with coverage, template lint, build
@@ -94,7 +96,9 @@ build: $(SAM_STAMP) ## sam build (needs python3.13 on PATH, which this target ar
 bench: $(STAMP) build ## Measure cold starts, receive CPU, delivery, cost and memory of the built code: writes BENCHMARKS.md
 	PYTHONPATH=layers/shared:functions:tests $(BIN)/python -m bench
 
-events: $(STAMP) ## Re-sign events/ with a fresh timestamp and the local secrets (for sam local invoke)
+# Tracked events/ files are signed at a fixed time (same bytes on every run); events/signed/ (ignored) gets
+# each source's request signed now with your variables' secrets.
+events: $(STAMP) ## Write events/ (fixed, tracked) and events/signed/ (signed now, for sam local invoke)
 	PYTHONPATH=layers/shared:functions:tests $(BIN)/python -m devstack.sign_events
 
 # Each events/ file becomes a shareable test event of the function it is for (the Lambda console's Test tab lists it;
