@@ -50,7 +50,8 @@ def test_make_events_writes_the_committed_files_again_whatever_the_time_and_the_
 
     # Then the tracked files are the committed ones, byte for byte, and the second run changed none of them
     written = sorted(path.name for path in tmp_path.glob("*.json"))
-    assert written == sorted(path.name for path in EVENTS_DIR.glob("*.json"))
+    # (the replay function's test events name records, not requests: nothing to sign, make events leaves them alone)
+    assert written == sorted(path.name for path in EVENTS_DIR.glob("*.json") if not path.name.startswith("replay-"))
     for name in written:
         assert (tmp_path / name).read_bytes() == (EVENTS_DIR / name).read_bytes(), name
     assert " 0 tracked event(s) changed" in again
