@@ -30,6 +30,8 @@ from webhook_adapter.telemetry import count, observe_ms
 
 __all__ = [
     "CORRELATION_HEADER",
+    "TIMED_OUT",
+    "UNREACHABLE",
     "SphereCallsHeld",
     "SphereClient",
     "SphereRefused",
@@ -47,6 +49,10 @@ CORRELATION_HEADER = "X-Correlation-Id"
 """The header that carries the adapter's correlation id to Sphere and Sphere's own back (the spec names none
 for requests: this is the one Sphere answers with)."""
 _MAX_CORRELATION_ID = 128
+TIMED_OUT = "timeout"
+"""The status class of a call Sphere did not answer in time."""
+UNREACHABLE = "unreachable"
+"""The status class of a call that could not reach Sphere (connection refused, dropped)."""
 
 type TokenSource = Callable[[bool], str]
 """Returns Sphere's API key; called with ``True`` to bypass the cache after a 401."""
@@ -232,10 +238,10 @@ class SphereClient:
         try:
             response = self._http.patch(f"/v2/customer/{customer_id}", json=body, headers=headers)
         except httpx.TimeoutException as exc:
-            _counted(source, "timeout", started)
+            _counted(source, TIMED_OUT, started)
             raise SphereUnavailable(f"Sphere did not answer in time ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
-            _counted(source, "unreachable", started)
+            _counted(source, UNREACHABLE, started)
             raise SphereUnavailable(f"could not reach Sphere ({type(exc).__name__})") from exc
         _counted(source, status_class(response.status_code), started)
         if pace is not None and ticket is not None:
