@@ -225,3 +225,30 @@ def test_a_retried_change_is_counted_retrying_then_delivered_and_sphere_sees_one
     assert [line["correlation_id"] for line in retries] == [request_id]
     assert [request.headers["x-correlation-id"] for request in pipeline.standin.requests] == [request_id] * 2
     assert stored(pipeline, events[0])["correlation_id"] == request_id
+
+
+def test_a_timeout_and_a_dropped_connection_count_as_sphere_failures_for_the_error_rate_alarm(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given Sphere holds the first contact's call past the client's timeout, and drops the second's unanswered
+    first = contact(405, at=now_ms(), sphere_customer_id=SEED_INDIVIDUAL_ID, email="slow@example.com")
+    second = contact(406, at=now_ms(), sphere_customer_id=SEED_INDIVIDUAL_ID, email="dropped@example.com")
+
+    # When each change is posted and delivered (each retried once)
+    pipeline.standin.timeout_next(1, 30)
+    assert receive(pipeline, first)[0] == 202
+    pipeline.drain()
+    pipeline.standin.drop_next(1)
+    assert receive(pipeline, second)[0] == 202
+    pipeline.drain()
+    lines, _ = printed(capsys)
+
+    # Then the two failed calls are counted under the classes the Sphere error-rate alarm reads, each with its time
+    written = published(lines)
+    assert written[alarm_metric("SphereErrorRateAlarm", "timeout")] == [1.0]
+    assert written[alarm_metric("SphereErrorRateAlarm", "unreachable")] == [1.0]
+    assert written[alarm_metric("SphereErrorRateAlarm", "c2xx")] == [1.0, 1.0]
+    assert len(written[metric("SphereLatency", source=SOURCE, status_class="timeout")]) == 1
+    assert len(written[metric("SphereLatency", source=SOURCE, status_class="unreachable")]) == 1
+    # And both changes were delivered on their retry
+    assert [stored(pipeline, event)["status"] for event in (*first, *second)] == ["delivered"] * 4
