@@ -252,3 +252,28 @@ def test_a_timeout_and_a_dropped_connection_count_as_sphere_failures_for_the_err
     assert len(written[metric("SphereLatency", source=SOURCE, status_class="unreachable")]) == 1
     # And both changes were delivered on their retry
     assert [stored(pipeline, event)["status"] for event in (*first, *second)] == ["delivered"] * 4
+
+
+def test_a_request_id_no_header_can_carry_is_left_out_and_the_change_still_delivered(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a console test event whose request id holds spaces and a non-ASCII letter
+    events = contact(407, at=now_ms(), sphere_customer_id=SEED_INDIVIDUAL_ID, email="console@example.com")
+    headers, body = hubspot_request(
+        events, secret=LOCAL_SECRETS["HubSpotSecretArn"], url=f"{PUBLIC_BASE_URL}/webhooks/hubspot"
+    )
+    event = webhook_event(SOURCE, headers, body)
+    event["requestContext"]["requestId"] = "console test ü"
+
+    # When it is received and delivered
+    answer = pipeline.receive_handler(event, LambdaContext(function_name="receive"))
+    pipeline.drain()
+    printed(capsys)
+
+    # Then the change is delivered without a correlation id: none queued, sent or stored
+    assert answer["statusCode"] == 202
+    [request] = pipeline.standin.requests
+    assert "x-correlation-id" not in request.headers
+    item = stored(pipeline, events[1])
+    assert item["status"] == "delivered"
+    assert "correlation_id" not in item

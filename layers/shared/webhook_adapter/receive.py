@@ -24,7 +24,7 @@ from webhook_adapter.errors import (
     UnknownSource,
     VerificationUnavailable,
 )
-from webhook_adapter.model import MAX_CORRELATION_ID_CHARS, ContactChange, SourceEvent
+from webhook_adapter.model import CORRELATION_ID, MAX_CORRELATION_ID_CHARS, ContactChange, SourceEvent
 from webhook_adapter.settings import ReceiveSettings
 from webhook_adapter.sources import Source, WebhookRequest, get_source
 from webhook_adapter.sources.base import Answer, Handshaking
@@ -67,7 +67,7 @@ def group_by_contact(
             contact_id=contact_id,
             received_at=received_at,
             events=tuple(sorted(contact_events, key=lambda event: (event.occurred_at, event.key))),
-            correlation_id=correlation_id[:MAX_CORRELATION_ID_CHARS] if correlation_id else None,
+            correlation_id=correlation_id,
         )
         for contact_id, contact_events in by_contact.items()
     ]
@@ -118,7 +118,7 @@ class Receiver:
             source.name,
             source.parse(request),
             received_at=int(request.received_at * 1000),
-            correlation_id=correlation_id[:MAX_CORRELATION_ID_CHARS] if correlation_id else None,
+            correlation_id=correlation_id,
         )
 
     def accept(
@@ -133,6 +133,7 @@ class Receiver:
             InvalidPayload: an event to record holds text that cannot be stored (raised before anything is queued).
             StorageUnavailable: the table or the queue could not take them now.
         """
+        correlation_id = _carriable(correlation_id)
         unique: dict[str, SourceEvent] = {}
         for event in parsed:
             unique.setdefault(event.key, event)  # a batch may repeat an event: it counts once
@@ -169,6 +170,17 @@ class Receiver:
             queued_messages=len(messages),
         )
         return receipt
+
+
+def _carriable(correlation_id: str | None) -> str | None:
+    """The correlation id as far as a message, an item and an HTTP header carry it; ``None`` if it has other text.
+
+    API Gateway's and EventBridge's ids always qualify; a console test event may carry anything.
+    """
+    if not correlation_id:
+        return None
+    kept = correlation_id[:MAX_CORRELATION_ID_CHARS]
+    return kept if CORRELATION_ID.fullmatch(kept) else None
 
 
 def _require_encodable(events: Sequence[SourceEvent]) -> None:
