@@ -88,7 +88,12 @@ def test_a_full_contact_is_normalized_and_delivered_in_one_patch(pipeline: Pipel
     for event in events:
         item = stored(pipeline, event)
         assert item["customer_id"] == SEED_INDIVIDUAL_ID
-        assert item["sphere"] == {"http_status": 200, "updated_at": customer["updatedAt"], "kyc_status": "pending"}
+        assert item["sphere"] == {
+            "http_status": 200,
+            "updated_at": customer["updatedAt"],
+            "kyc_status": "pending",
+            "correlation_id": request.correlation_id,
+        }
         assert item["attempts"] == 1
         assert history(item) == ["queued", "delivered"]
     recorded_request = stored(pipeline, events[1])["request"]

@@ -75,3 +75,49 @@ def test_nothing_is_written_while_metrics_are_disabled(
 
     # Then nothing was printed
     assert emitted(capsys) == []
+
+
+def test_each_line_also_declares_the_totals_without_the_source(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given counts of two sources in one status, and one without any other dimension
+    telemetry.count("EventOutcome", 2, source="hubspot", status="rejected")
+    telemetry.count("EventOutcome", 1, source="generic", status="rejected")
+    telemetry.count("EventsAccepted", 3, source="generic")
+
+    # When they are flushed
+    telemetry.flush()
+
+    # Then each line declares its own dimensions and the same without the source (what the alarms read)
+    declared = {
+        (line.get("status"), line["source"]): line["_aws"]["CloudWatchMetrics"][0]["Dimensions"]  # type: ignore[index]
+        for line in emitted(capsys)
+    }
+    assert declared == {
+        ("rejected", "hubspot"): [["source", "status", "service"], ["service", "status"]],
+        ("rejected", "generic"): [["source", "status", "service"], ["service", "status"]],
+        (None, "generic"): [["source", "service"], ["service"]],
+    }
+
+
+def test_timings_are_written_with_the_counts_of_their_dimensions_and_every_value_kept(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given an invocation's three delivered events, two with a latency, and 150 timings of Sphere's calls
+    telemetry.count("EventOutcome", 3, source="hubspot", status="delivered")
+    telemetry.observe_ms("EndToEndLatency", 1234.4, source="hubspot", status="delivered")
+    telemetry.observe_ms("EndToEndLatency", -5, source="hubspot", status="delivered")  # clocks apart: zero
+    for milliseconds in range(150):
+        telemetry.observe_ms("SphereLatency", milliseconds, source="hubspot", status_class="2xx")
+
+    # When they are flushed
+    telemetry.flush()
+
+    # Then the latencies share the count's line, in milliseconds
+    lines = emitted(capsys)
+    [delivered] = [line for line in lines if line.get("status") == "delivered"]
+    assert (delivered["EventOutcome"], delivered["EndToEndLatency"]) == ([3.0], [1234.0, 0.0])
+    units = {metric["Name"]: metric["Unit"] for metric in delivered["_aws"]["CloudWatchMetrics"][0]["Metrics"]}  # type: ignore[index]
+    assert units == {"EventOutcome": "Count", "EndToEndLatency": "Milliseconds"}
+    # And the 150 call timings are all written, at most 100 a line (the format's limit)
+    calls = [line["SphereLatency"] for line in lines if "SphereLatency" in line]
+    assert [len(values) for values in calls] == [100, 50]  # type: ignore[arg-type]
+    assert sorted(value for values in calls for value in values) == [float(ms) for ms in range(150)]  # type: ignore[attr-defined]

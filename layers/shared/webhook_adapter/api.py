@@ -111,7 +111,7 @@ def answer_webhook(event: APIGatewayProxyEventV2, source: str, *, build: Callabl
         public_url = receiver.settings.public_url(f"/webhooks/{source}", event.raw_query_string or "")
         request = request_from_event(event, source, public_url=public_url, received_at=received_at)
         body = request.body
-        receipt = receiver.receive(request)
+        receipt = receiver.receive(request, correlation_id=event.request_context.request_id)
     except AdapterError as exc:
         if exc.status_code < _SERVER_ERROR:
             _record_refusal(receiver, event, source, exc, body, received_at)

@@ -379,6 +379,7 @@ def _retry_later(
         attempt=attempt,
         reason=held.reason,
         delay_seconds=0 if last else held.delay_seconds,
+        correlation_id=change.correlation_id,
     )
     if last or record_unless_last:
         try:

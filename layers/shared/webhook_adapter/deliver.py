@@ -28,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -43,7 +44,7 @@ from webhook_adapter.records import CrmRecord, Reading, needs_read
 from webhook_adapter.settings import DeliverSettings
 from webhook_adapter.sphere import SphereClient
 from webhook_adapter.store import OPERATOR_STATUSES, EventStore, Loaded, MessageOutcomes
-from webhook_adapter.telemetry import count
+from webhook_adapter.telemetry import count, observe_ms
 
 __all__ = [
     "Decision",
@@ -54,6 +55,7 @@ __all__ = [
     "backoff_seconds",
     "coalesce",
     "decide",
+    "end_to_end_ms",
     "event_outcome",
     "outcomes_of",
 ]
@@ -82,6 +84,23 @@ def backoff_seconds(
         return int(min(max(retry_after, 1.0), ceiling))
     step = min(ceiling, base * 2 ** max(attempt - 1, 0))
     return int(min(ceiling, step / 2 + rng() * step / 2))
+
+
+def end_to_end_ms(event: SourceEvent, outcome: Outcome) -> float | None:
+    """From the CRM's change to Sphere's ``updatedAt`` for it, in milliseconds; ``None`` without a readable time.
+
+    Two clocks (the CRM's, Sphere's): a negative difference is skew, counted as zero.
+    """
+    updated_at = outcome.sphere.updated_at if outcome.sphere is not None else None
+    if not updated_at:
+        return None
+    try:
+        moment = datetime.fromisoformat(updated_at)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, moment.timestamp() * 1000 - event.occurred_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,7 +505,13 @@ class Delivery:
             result, refused = SphereResult.model_validate(decision.replayed.result), decision.replayed.refused
         elif decision.body and decision.plan.customer_id:
             try:
-                result = self.sphere.update_customer(decision.plan.customer_id, decision.body, max_wait=max_wait)
+                result = self.sphere.update_customer(
+                    decision.plan.customer_id,
+                    decision.body,
+                    source=change.source,
+                    correlation_id=change.correlation_id,
+                    max_wait=max_wait,
+                )
             except SphereRefused as exc:
                 result, refused = exc.result, True
             except SphereUnavailable:
@@ -537,8 +562,8 @@ class Delivery:
     def record(self, delivered: Sequence[Delivered]) -> None:
         """Write the outcomes of delivered calls, in as few batches as they fit, and count them.
 
-        One metric line per source and status, and a log line only for outcomes an operator acts on:
-        the success path stays quiet.
+        One metric line per source and status (a delivered event's end-to-end latency with it), and a
+        log line only for outcomes an operator acts on: the success path stays quiet.
 
         Raises:
             StorageUnavailable: a write failed (the calls' messages are retried: their retry finds each
@@ -548,15 +573,19 @@ class Delivery:
         counted = Counter((call.source, str(outcome.status)) for call in delivered for _, outcome in call.outcomes)
         for (source, status), number in counted.items():
             count("EventOutcome", number, source=source, status=status)
-        for call in delivered:
-            for event, outcome in call.outcomes:
+        for message in (message for call in delivered for message in call.messages):
+            source = message.change.source
+            for event, outcome in message.outcomes:
+                if outcome.status is Status.DELIVERED and (latency := end_to_end_ms(event, outcome)) is not None:
+                    observe_ms("EndToEndLatency", latency, source=source, status=str(outcome.status))
                 log = logger.info if outcome.status in OPERATOR_STATUSES else logger.debug
                 log(
                     "event settled",
-                    source=call.source,
+                    source=source,
                     event_id=event.event_id,
                     status=str(outcome.status),
                     reason=outcome.reason,
+                    correlation_id=message.change.correlation_id,
                 )
 
     def _save_after_call(self, change: ContactChange, state: ContactState, *, now_ms: int) -> None:

@@ -14,6 +14,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "CORRELATION_ID",
+    "MAX_CORRELATION_ID_CHARS",
     "MAX_EPOCH_MS",
     "MAX_VALUE_CHARS",
     "TERMINAL_STATUSES",
@@ -93,6 +95,11 @@ _FROZEN = ConfigDict(frozen=True, extra="forbid")
 MAX_EPOCH_MS = 10**14
 """No CRM change time is later than this (epoch milliseconds: the year 5138); sources refuse later ones."""
 
+MAX_CORRELATION_ID_CHARS = 128
+"""Longest correlation id carried from receive to Sphere (API Gateway's request ids are far shorter)."""
+CORRELATION_ID = re.compile(r"^[!-~]+$")
+"""What a correlation id may hold: visible ASCII, what an HTTP header carries as is."""
+
 MAX_VALUE_CHARS = 1024
 """Longest value (after trimming) a source or a read of the CRM's record passes on for a contact field.
 
@@ -159,6 +166,11 @@ class ContactChange(BaseModel):
     received_at: int
     """When the adapter accepted the request, epoch milliseconds."""
     events: tuple[SourceEvent, ...]
+    correlation_id: (
+        Annotated[str, Field(max_length=MAX_CORRELATION_ID_CHARS, pattern=CORRELATION_ID.pattern)] | None
+    ) = None
+    """The request's id at receive (API Gateway's request id, EventBridge's event id): in deliver's log lines,
+    the events' items and the header of the Sphere call (``None`` in messages queued before it existed)."""
 
     @property
     def group_id(self) -> str:

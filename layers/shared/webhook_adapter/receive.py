@@ -24,7 +24,7 @@ from webhook_adapter.errors import (
     UnknownSource,
     VerificationUnavailable,
 )
-from webhook_adapter.model import ContactChange, SourceEvent
+from webhook_adapter.model import CORRELATION_ID, MAX_CORRELATION_ID_CHARS, ContactChange, SourceEvent
 from webhook_adapter.settings import ReceiveSettings
 from webhook_adapter.sources import Source, WebhookRequest, get_source
 from webhook_adapter.sources.base import Answer, Handshaking
@@ -54,7 +54,9 @@ class Receipt:
         return body
 
 
-def group_by_contact(source: str, events: Sequence[SourceEvent], received_at: int) -> list[ContactChange]:
+def group_by_contact(
+    source: str, events: Sequence[SourceEvent], received_at: int, correlation_id: str | None = None
+) -> list[ContactChange]:
     """Merge a request's events per contact (first-seen order), each contact's in change order."""
     by_contact: dict[str, list[SourceEvent]] = {}
     for event in events:
@@ -65,6 +67,7 @@ def group_by_contact(source: str, events: Sequence[SourceEvent], received_at: in
             contact_id=contact_id,
             received_at=received_at,
             events=tuple(sorted(contact_events, key=lambda event: (event.occurred_at, event.key))),
+            correlation_id=correlation_id,
         )
         for contact_id, contact_events in by_contact.items()
     ]
@@ -90,8 +93,10 @@ class Receiver:
             raise UnknownSource("no webhook source by that name is enabled")
         return get_source(name)
 
-    def receive(self, request: WebhookRequest) -> Receipt:
+    def receive(self, request: WebhookRequest, *, correlation_id: str | None = None) -> Receipt:
         """Check, verify, parse, queue and record one webhook request.
+
+        ``correlation_id`` (API Gateway's request id) goes with its changes to deliver and to Sphere.
 
         Raises:
             UnknownSource, BodyTooLarge, UnsupportedMediaType, SignatureError, InvalidPayload: bad input (4xx),
@@ -109,9 +114,16 @@ class Receiver:
         source.verify(request, secrets)
         if isinstance(source, Handshaking) and (answer := source.handshake(request)) is not None:
             return Receipt(handshake=answer)
-        return self.accept(source.name, source.parse(request), received_at=int(request.received_at * 1000))
+        return self.accept(
+            source.name,
+            source.parse(request),
+            received_at=int(request.received_at * 1000),
+            correlation_id=correlation_id,
+        )
 
-    def accept(self, source: str, parsed: Sequence[SourceEvent], *, received_at: int) -> Receipt:
+    def accept(
+        self, source: str, parsed: Sequence[SourceEvent], *, received_at: int, correlation_id: str | None = None
+    ) -> Receipt:
         """Queue the new events to deliver and record the ones settled on arrival; the rest are duplicates.
 
         What every entry point does once its input is verified and parsed: a webhook request, or an event
@@ -121,6 +133,7 @@ class Receiver:
             InvalidPayload: an event to record holds text that cannot be stored (raised before anything is queued).
             StorageUnavailable: the table or the queue could not take them now.
         """
+        correlation_id = _carriable(correlation_id)
         unique: dict[str, SourceEvent] = {}
         for event in parsed:
             unique.setdefault(event.key, event)  # a batch may repeat an event: it counts once
@@ -130,12 +143,12 @@ class Receiver:
         settled = [event for event in new if event.settled is not None]
         _require_encodable(settled)
         messages = messages_for(
-            group_by_contact(source, [event for event in new if event.settled is None], received_at)
+            group_by_contact(source, [event for event in new if event.settled is None], received_at, correlation_id)
         )
         if messages:
             self.queue.send(messages)
         if settled:
-            self.store.record_settled(source, settled, now_ms=received_at)
+            self.store.record_settled(source, settled, now_ms=received_at, correlation_id=correlation_id)
         settled_ids: dict[str, list[str]] = {}
         for event in settled:
             settled_ids.setdefault(str(event.settled), []).append(event.event_id)
@@ -146,6 +159,8 @@ class Receiver:
         )
         count("EventsAccepted", len(receipt.accepted), source=source)
         count("EventsDuplicate", len(receipt.duplicates), source=source)
+        for status, ids in settled_ids.items():
+            count("EventOutcome", len(ids), source=source, status=status)
         # DEBUG: the outcome items are the per-event record; INFO lines per webhook were most of its log bytes.
         logger.debug(
             "webhook accepted",
@@ -155,6 +170,17 @@ class Receiver:
             queued_messages=len(messages),
         )
         return receipt
+
+
+def _carriable(correlation_id: str | None) -> str | None:
+    """The correlation id as far as a message, an item and an HTTP header carry it; ``None`` if it has other text.
+
+    API Gateway's and EventBridge's ids always qualify; a console test event may carry anything.
+    """
+    if not correlation_id:
+        return None
+    kept = correlation_id[:MAX_CORRELATION_ID_CHARS]
+    return kept if CORRELATION_ID.fullmatch(kept) else None
 
 
 def _require_encodable(events: Sequence[SourceEvent]) -> None:

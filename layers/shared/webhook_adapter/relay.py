@@ -89,7 +89,9 @@ def handle_relay_event(event: Mapping[str, Any], *, build: Callable[[], Receiver
         return {"ignored": "not a Salesforce ContactChangeEvent"}
     take = build()
     try:
-        receipt = take.accept(CDC_NAME, _source().parse(envelope.detail), received_at=received_at)
+        receipt = take.accept(
+            CDC_NAME, _source().parse(envelope.detail), received_at=received_at, correlation_id=envelope.id
+        )
     except InvalidPayload as exc:
         _record_refusal(take, envelope, exc, event, received_at)
         return {"refused": exc.code}

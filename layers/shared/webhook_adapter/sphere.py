@@ -3,6 +3,10 @@
 Answers are sorted into three kinds: accepted (``SphereResult`` with ``updatedAt`` and the KYC
 profile), permanently refused (4xx: ``SphereRefused``), and worth retrying (429, 5xx, timeouts,
 dropped connections, a 401 that a fresh token did not cure: ``SphereUnavailable``).
+
+Each call carries the adapter's correlation id (``CORRELATION_HEADER``) and is counted with its time
+per source and status class (``SphereCalls``, ``SphereLatency``); Sphere's own correlation id is kept
+with every answer, accepted or not.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import httpx
@@ -21,14 +26,33 @@ from webhook_adapter.errors import SphereRefused, SphereUnavailable
 from webhook_adapter.masking import redact_text, text_values
 from webhook_adapter.outcome import SphereResult
 from webhook_adapter.pace import CallPace, SphereCallsHeld
+from webhook_adapter.telemetry import count, observe_ms
 
-__all__ = ["SphereCallsHeld", "SphereClient", "SphereRefused", "SphereUnavailable", "parse_retry_after"]
+__all__ = [
+    "CORRELATION_HEADER",
+    "TIMED_OUT",
+    "UNREACHABLE",
+    "SphereCallsHeld",
+    "SphereClient",
+    "SphereRefused",
+    "SphereUnavailable",
+    "parse_retry_after",
+    "status_class",
+]
 
 KYC_PROFILE = "kyc_profile_a"
 _UNAUTHORIZED = 401
 _TOO_MANY_REQUESTS = 429
 _SERVER_ERROR = 500
 _MAX_DETAIL = 300
+CORRELATION_HEADER = "X-Correlation-Id"
+"""The header that carries the adapter's correlation id to Sphere and Sphere's own back (the spec names none
+for requests: this is the one Sphere answers with)."""
+_MAX_CORRELATION_ID = 128
+TIMED_OUT = "timeout"
+"""The status class of a call Sphere did not answer in time."""
+UNREACHABLE = "unreachable"
+"""The status class of a call that could not reach Sphere (connection refused, dropped)."""
 
 type TokenSource = Callable[[bool], str]
 """Returns Sphere's API key; called with ``True`` to bypass the cache after a 401."""
@@ -66,6 +90,15 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     return max(0.0, moment.timestamp() - now)
 
 
+def status_class(status: int) -> str:
+    """The metric dimension of an HTTP status: ``2xx``, ``4xx``, ``5xx``, and ``429`` on its own (Sphere's pace)."""
+    return "429" if status == _TOO_MANY_REQUESTS else f"{status // 100}xx"
+
+
+def _answered_correlation_id(response: httpx.Response) -> str | None:
+    return response.headers.get(CORRELATION_HEADER, "")[:_MAX_CORRELATION_ID] or None
+
+
 def _error_result(response: httpx.Response, sent: dict[str, Any]) -> SphereResult:
     """Sphere's error in either documented format, or just the status for a non-JSON body.
 
@@ -79,7 +112,7 @@ def _error_result(response: httpx.Response, sent: dict[str, Any]) -> SphereResul
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         body = body["error"]
     if not isinstance(body, dict):
-        return SphereResult(http_status=response.status_code)
+        return SphereResult(http_status=response.status_code, correlation_id=_answered_correlation_id(response))
 
     def text(*names: str) -> str | None:
         for name in names:
@@ -93,10 +126,8 @@ def _error_result(response: httpx.Response, sent: dict[str, Any]) -> SphereResul
         http_status=response.status_code,
         code=code[:_MAX_DETAIL] if code else None,
         detail=redact_text(detail, text_values(sent))[:_MAX_DETAIL] if detail else None,
-        correlation_id=(text("correlationId", "correlation_id") or response.headers.get("x-correlation-id") or "")[
-            :_MAX_DETAIL
-        ]
-        or None,
+        correlation_id=(text("correlationId", "correlation_id") or "")[:_MAX_CORRELATION_ID]
+        or _answered_correlation_id(response),
     )
 
 
@@ -104,7 +135,7 @@ def _success_result(response: httpx.Response, sent: dict[str, Any]) -> SphereRes
     try:
         customer = _Customer.model_validate(response.json())
     except (json.JSONDecodeError, UnicodeDecodeError, ValidationError):
-        return SphereResult(http_status=response.status_code)
+        return SphereResult(http_status=response.status_code, correlation_id=_answered_correlation_id(response))
     profile = next((p for p in customer.verification_profiles if p.name == KYC_PROFILE), None)
     errors = profile.criteria.errors if profile else []
     sent_values = list(text_values(sent)) if errors else []
@@ -113,6 +144,7 @@ def _success_result(response: httpx.Response, sent: dict[str, Any]) -> SphereRes
         updated_at=customer.updated_at,
         kyc_status=profile.status if profile else None,
         kyc_errors=[redact_text(str(error), sent_values)[:_MAX_DETAIL] for error in errors],
+        correlation_id=_answered_correlation_id(response),
     )
 
 
@@ -150,19 +182,30 @@ class SphereClient:
         """Close the connection pool."""
         self._http.close()
 
-    def update_customer(self, customer_id: str, body: dict[str, Any], *, max_wait: float | None = None) -> SphereResult:
+    def update_customer(
+        self,
+        customer_id: str,
+        body: dict[str, Any],
+        *,
+        source: str,
+        correlation_id: str | None = None,
+        max_wait: float | None = None,
+    ) -> SphereResult:
         """PATCH the customer; on 401 fetch the key again once (it may have been rotated) and retry.
 
         Each call first waits for the container's pace (when it has one), at most ``max_wait`` seconds.
+        ``source`` is the CRM the change came from (the calls' metric dimension); ``correlation_id``
+        goes to Sphere in ``CORRELATION_HEADER``.
 
         Raises:
             SphereRefused: a permanent 4xx.
             SphereUnavailable: 429, 5xx, a timeout, a transport error, or a 401 with a fresh key too.
             SphereCallsHeld: the pace had no call for it within ``max_wait``; Sphere was not called.
         """
-        response = self._patch(customer_id, body, refresh=False, max_wait=max_wait)
+        call = partial(self._patch, customer_id, body, source=source, correlation_id=correlation_id, max_wait=max_wait)
+        response = call(refresh=False)
         if response.status_code == _UNAUTHORIZED:
-            response = self._patch(customer_id, body, refresh=True, max_wait=max_wait)
+            response = call(refresh=True)
         status = response.status_code
         if status < 300:
             return _success_result(response, body)
@@ -175,22 +218,41 @@ class SphereClient:
         raise SphereRefused(result)
 
     def _patch(
-        self, customer_id: str, body: dict[str, Any], *, refresh: bool, max_wait: float | None
+        self,
+        customer_id: str,
+        body: dict[str, Any],
+        *,
+        source: str,
+        correlation_id: str | None,
+        refresh: bool,
+        max_wait: float | None,
     ) -> httpx.Response:
         with self._token_lock:
             token = self._token(refresh)
         headers = {"Authorization": f"Bearer {token}"}
+        if correlation_id:
+            headers[CORRELATION_HEADER] = correlation_id
         pace = self._pace
         ticket = pace.acquire(max_wait) if pace is not None else None
+        started = time.monotonic()
         try:
             response = self._http.patch(f"/v2/customer/{customer_id}", json=body, headers=headers)
         except httpx.TimeoutException as exc:
+            _counted(source, TIMED_OUT, started)
             raise SphereUnavailable(f"Sphere did not answer in time ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
+            _counted(source, UNREACHABLE, started)
             raise SphereUnavailable(f"could not reach Sphere ({type(exc).__name__})") from exc
+        _counted(source, status_class(response.status_code), started)
         if pace is not None and ticket is not None:
             if response.status_code == _TOO_MANY_REQUESTS:
                 pace.throttled(ticket, parse_retry_after(response.headers.get("retry-after"), now=time.time()))
             elif response.status_code < _SERVER_ERROR:
                 pace.answered()
         return response
+
+
+def _counted(source: str, outcome: str, started: float) -> None:
+    """Count one HTTP call to Sphere and its time, by how it ended (a status class, ``timeout``, ``unreachable``)."""
+    count("SphereCalls", 1, source=source, status_class=outcome)
+    observe_ms("SphereLatency", (time.monotonic() - started) * 1000, source=source, status_class=outcome)

@@ -182,8 +182,12 @@ class EventStore:
         )
         return {str(item["event_key"]): Status(item["status"]) for item in items}
 
-    def record_settled(self, source: str, events: Sequence[SourceEvent], *, now_ms: int) -> None:
+    def record_settled(
+        self, source: str, events: Sequence[SourceEvent], *, now_ms: int, correlation_id: str | None = None
+    ) -> None:
         """Store events that ended on arrival (ignored, incomplete, refused, rejected), in as few calls as possible.
+
+        ``correlation_id`` is the request's (API Gateway's request id), kept on each item.
 
         Unconditional batch puts: an event is settled the same way each time it arrives, so a
         repeat writes the same item.
@@ -201,6 +205,7 @@ class EventStore:
                     "sk": sk,
                     **self._event_attributes(source, event, status, event.reason, now_ms, now_ms),
                     "refused_fields": {str(name): reason for name, reason in event.refused.items()} or None,
+                    "correlation_id": correlation_id,
                     "attempts": 0,
                     "history": [_history_entry(status, event.reason, now_ms)],
                 }
@@ -347,6 +352,7 @@ class EventStore:
                 "customer_id": outcome.customer_id,
                 "sphere": _sphere(outcome),
                 "attempts": attempts,
+                "correlation_id": change.correlation_id,
             }
             values |= _status_keys(outcome.status, now_ms, pk, sk)
             present = {name: value for name, value in values.items() if value is not None}
@@ -429,6 +435,7 @@ class EventStore:
             "request": outcome.request,
             "sphere": _sphere(outcome),
             "attempts": attempts,
+            "correlation_id": change.correlation_id,
             "history": _bounded([*earlier, _history_entry(outcome.status, outcome.reason, now_ms)]),
         }
 
