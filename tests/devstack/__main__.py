@@ -44,6 +44,7 @@ def main() -> None:
         ) from exc
     try:
         printer.stack = stack
+        stack.publish_connection()  # crm-sphere finds this stack through it
         sphere = stack.standin.base_url if stack.standin else "the real Sphere API"
         print(f"Local stack up. Webhooks: {stack.url}/webhooks/{{hubspot,generic}}; deliveries go to {sphere}.")
         if os.environ.get("DEMO", "1") != "0":
