@@ -58,7 +58,7 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet "checkov==$(CHECKOV_VERSION)"
 	@touch $@
 
-install: $(STAMP) ## Create .venv with the runtime and development dependencies
+install: $(STAMP) ## Create .venv: the project (editable, with the crm-sphere CLI), its libraries and the dev tools
 
 run: $(STAMP) ## Start the local stack on http://127.0.0.1:3000, send the demo events, serve until Ctrl-C
 	PYTHONPATH=layers/shared:functions:tests $(BIN)/python -m devstack

@@ -88,12 +88,12 @@ class Operator:
         """The stack named by the global options (``TargetUnavailable`` when it cannot be used)."""
         return self.connect()
 
-    @property
+    @functools.cached_property
     def store(self) -> EventStore:
         """The stack's events table."""
         return self.target.store()
 
-    @property
+    @functools.cached_property
     def queue(self) -> ChangeQueue:
         """The stack's changes queue (deliver's input)."""
         return self.target.queue()

@@ -64,6 +64,11 @@ def print_json(console: Console, value: Any) -> None:
     console.file.write(json.dumps(jsonable(value), indent=2, sort_keys=True) + "\n")
 
 
+def _short_time(stored: str) -> str:
+    """``2026-11-26T07:59:01.632Z`` as ``2026-11-26 07:59:01``: narrow enough for an 80-column terminal."""
+    return stored[:19].replace("T", " ")
+
+
 def _contact(item: Mapping[str, Any]) -> str:
     if "contact_id" in item:
         return str(item["contact_id"])
@@ -79,11 +84,13 @@ def _event_id(item: Mapping[str, Any]) -> str:
 def event_table(items: Iterable[Mapping[str, Any]], *, title: str) -> Table:
     """One row per event (or refused request): when its status was set, the status, who, what and why."""
     table = Table(title=title, title_justify="left")
-    for column in ("updated", "status", "source", "contact", "event id", "kind", "fields", "reason"):
+    for column in ("updated (UTC)", "status"):
+        table.add_column(column, no_wrap=True)
+    for column in ("source", "contact", "event id", "kind", "fields", "reason"):
         table.add_column(column, overflow="fold")
     for item in items:
         table.add_row(
-            str(item.get("updated_at", "")),
+            _short_time(str(item.get("updated_at", ""))),
             str(item.get("status", "")),
             str(item.get("source", "")),
             _contact(item),
