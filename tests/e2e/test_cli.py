@@ -160,6 +160,13 @@ def test_a_status_the_index_leaves_out_needs_scan_or_a_contact(seeded: Seeded) -
     assert [item["event_id"] for item in json.loads(scanned.stdout)] == [seeded.mapped_event]
     assert [(item["event_id"], item["status"]) for item in by_contact] == [(seeded.mapped_event, "delivered")]
 
+    # And a contact's events narrow by window and status like the others
+    narrowed = seeded.cli_json("list", "--source", "generic", "--contact", MAPPED, "--since", "1h", "-s", "delivered")
+    assert [item["event_id"] for item in narrowed] == [seeded.mapped_event]
+    assert seeded.cli_json("list", "--source", "generic", "--contact", MAPPED, "-s", "unmapped") == []
+    assert seeded.cli_json("list", "--source", "generic", "--contact", MAPPED, "--until", "1h") == []
+    assert seeded.cli("list", "--contact", MAPPED).exit_code == 2  # a contact id means nothing without its source
+
 
 def test_show_a_contact_masks_its_details_unless_revealed(seeded: Seeded) -> None:
     # When the operator shows the unmapped contact, then again with --reveal
@@ -245,6 +252,16 @@ def test_map_queues_a_change_that_deliver_sends_to_the_new_customer_and_records(
     assert shown["fields"] == ["customer_id"]
     state = seeded.cli_json("show", "generic", UNMAPPED)["state"]
     assert state["fields"]["customer_id"]["value"] == NEW_CUSTOMER
+
+    # When a contact nothing was recorded for is mapped, as JSON
+    first = seeded.cli("map", "generic", "crm-cli-new", NEW_CUSTOMER, "--json")
+
+    # Then the receipt is JSON, and the operator is told the id waits for the contact's first change
+    assert first.exit_code == 0, first.output
+    receipt = json.loads(first.stdout)
+    assert receipt["contact_id"] == "crm-cli-new"
+    assert receipt["accepted"][0].startswith("operator:map:")
+    assert "nothing was recorded for generic contact crm-cli-new" in first.stderr
 
 
 def test_map_refuses_a_malformed_id_or_an_unknown_source_before_connecting(tmp_path: Path) -> None:

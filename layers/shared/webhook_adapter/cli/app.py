@@ -333,13 +333,13 @@ def map_contact(
         raise typer.BadParameter("the contact id cannot be encoded", param_hint="CONTACT") from exc
     known = me.store.load_contact(source, contact)
     me.queue.send(messages)
+    if not known.version:  # on stderr, JSON or not: a typo in the contact id shows here
+        me.errors.print(f"note: nothing was recorded for {source} contact {contact} yet; the id waits for its changes")
     receipt = {"accepted": [event.event_id], "source": source, "contact_id": contact, "customer_id": customer_id}
     if as_json:
         print_json(me.console, receipt)
         return
     me.console.print(f"queued {event.event_id}: {source} contact {contact} → {customer_id}", highlight=False)
-    if not known.version:
-        me.errors.print(f"note: nothing was recorded for {source} contact {contact} yet; the id waits for its changes")
     me.console.print(f"its outcome: crm-sphere show {source} {contact} --event {event.event_id}", highlight=False)
 
 
