@@ -23,15 +23,26 @@ export PYTHONDONTWRITEBYTECODE := 1
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml layers/shared/requirements.txt
-	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: put python3.13 on PATH (or install it with pyenv)"; exit 1; }
+# Every venv is made with $(PYTHON): an override (`make install PYTHON=python3.11`) that is not 3.13 stops here,
+# before anything is installed (the code's syntax needs 3.13).
+CHECK_PYTHON = @test -n "$(PYTHON)" || { echo "Python 3.13 not found: put python3.13 on PATH (or install it with pyenv)"; \
+	exit 1; }; "$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null || { \
+	echo "PYTHON=$(PYTHON) is not Python 3.13 ($$("$(PYTHON)" --version 2>/dev/null || echo 'not found')): name a 3.13 interpreter"; \
+	exit 1; }
+# pip's output as one dot per package (its warnings and errors still reach stderr): short CI logs, visible progress.
+DOTS := awk '/^(Collecting|Requirement already satisfied|Obtaining)/ { printf "."; fflush() } END { print " done" }'
+
+$(STAMP): pyproject.toml layers/shared/requirements.txt layers/shared/cli-requirements.txt
+	$(CHECK_PYTHON)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -r layers/shared/requirements.txt --group dev
+	@echo "Upgrading pip in $(VENV)"
+	@set -o pipefail; $(BIN)/python -m pip install --upgrade "pip>=25.1" | $(DOTS)
+	@echo "Installing the project (editable: the crm-sphere CLI), its layer's libraries and the dev tools into $(VENV)"
+	@set -o pipefail; $(BIN)/python -m pip install --progress-bar off -e . --group dev | $(DOTS)
 	@touch $@
 
 $(SAM_STAMP):
-	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: put python3.13 on PATH (or install it with pyenv)"; exit 1; }
+	$(CHECK_PYTHON)
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
 	$(SAM_VENV)/bin/python -m pip install --quiet "aws-sam-cli==1.170.0"
@@ -40,14 +51,14 @@ $(SAM_STAMP):
 # checkov pins dozens of packages of its own (boto3 among them): like the SAM CLI, it gets a venv of its own.
 # The stamp names the version, so changing CHECKOV_VERSION reinstalls.
 $(CHECKOV_STAMP):
-	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: put python3.13 on PATH (or install it with pyenv)"; exit 1; }
+	$(CHECK_PYTHON)
 	rm -rf $(CHECKOV_VENV)
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet "checkov==$(CHECKOV_VERSION)"
 	@touch $@
 
-install: $(STAMP) ## Create .venv with the runtime and development dependencies
+install: $(STAMP) ## Create .venv: the project (editable, with the crm-sphere CLI), its libraries and the dev tools
 
 # The console prints each request and its events' outcomes; the functions' JSON logs go to make-run.log
 # (RUN_LOG=path elsewhere), or to the console with LOGS=1.

@@ -96,6 +96,7 @@ def _serve(stack: ConsoleStack, printer: OutcomePrinter, say: Say) -> None:
         ) from exc
     try:
         printer.stack = stack
+        stack.publish_connection()  # crm-sphere finds this stack through it
         sphere = stack.standin.base_url if stack.standin else "the real Sphere API"
         say(f"Local stack up. Webhooks: {stack.url}/webhooks/<source>; deliveries go to {sphere}.")
         demo = os.environ.get("DEMO", "1") != "0"

@@ -13,6 +13,7 @@ import os
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -32,9 +33,13 @@ from devstack.resources import (
 )
 from devstack.sphere_standin import SphereStandIn
 from webhook_adapter import runtime
+from webhook_adapter.cli.target import LOCAL_FILE_NAME, LocalConnection
 from webhook_adapter.store import EventStore
 
-__all__ = ["DELIVER_VARIABLES", "LocalStack", "StackOptions", "free_port"]
+__all__ = ["CONNECTION_FILE", "DELIVER_VARIABLES", "LocalStack", "StackOptions", "free_port"]
+
+CONNECTION_FILE = Path(__file__).resolve().parents[2] / LOCAL_FILE_NAME
+"""Where ``make run`` says how to reach its stack (``crm-sphere`` reads it); gitignored, removed when it stops."""
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +276,20 @@ class LocalStack:
             # The schedule's first run: Zoho's notification channel is open from the start.
             self.zoho_channel = self.renew_zoho_channel()
         log.info("local stack up: webhooks on %s, AWS on %s, Sphere at %s", self.gateway.url, self.aws_url, sphere_url)
+
+    def publish_connection(self, path: Path = CONNECTION_FILE) -> Path:
+        """Write where the embedded AWS, the table and the queue are, for ``crm-sphere``; ``stop()`` removes it."""
+        if self.resources is None:
+            raise RuntimeError("the local stack is not started")
+        connection = LocalConnection(
+            endpoint_url=self.aws_url,
+            region=_AWS_ENV["AWS_REGION"],
+            table_name=self.resources.table_name,
+            queue_url=self.resources.queue_url,
+        )
+        path.write_text(connection.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        self._stops.append(lambda: path.unlink(missing_ok=True))
+        return path
 
     def put_event(self, detail_type: str, detail: Mapping[str, Any], **envelope: Any) -> dict[str, Any]:
         """Invoke the receive function as an EventBridge rule does (Salesforce's Event Relay); its result.

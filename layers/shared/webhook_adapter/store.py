@@ -500,6 +500,29 @@ class EventStore:
             day += timedelta(days=1)
         return sorted(found, key=lambda item: str(item.get("status_at", "")))
 
+    def scan_events(self, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+        """Every event item and refused request last written within [start, end], whatever its status, oldest first.
+
+        A ``Scan`` of the whole table (the filter does not lower the read units: every item is read):
+        for the statuses the status index leaves out (delivered, unchanged, superseded, ignored), on
+        an operator's explicit request only. Contact states are left out.
+
+        Raises:
+            StorageUnavailable: the scan failed.
+        """
+        items: list[dict[str, Any]] = []
+        paginator = self.client.get_paginator("scan")
+        try:
+            for page in paginator.paginate(
+                TableName=self.table_name,
+                FilterExpression="updated_at BETWEEN :from AND :to AND sk <> :state",
+                ExpressionAttributeValues=_dump({":from": _iso(start_ms), ":to": _iso(end_ms), ":state": STATE_SK}),
+            ):
+                items += [_load(item) for item in page.get("Items", [])]
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageUnavailable("could not scan DynamoDB") from exc
+        return sorted(items, key=lambda item: (str(item["updated_at"]), str(item["pk"]), str(item["sk"])))
+
     # ------------------------------------------------------------------ calls
 
     def _batch_get(
