@@ -286,6 +286,7 @@ class LocalStack:
             region=_AWS_ENV["AWS_REGION"],
             table_name=self.resources.table_name,
             queue_url=self.resources.queue_url,
+            dead_letter_queue_url=self.resources.dead_letter_queue_url,
         )
         path.write_text(connection.model_dump_json(indent=2) + "\n", encoding="utf-8")
         self._stops.append(lambda: path.unlink(missing_ok=True))

@@ -12,9 +12,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typer.testing import CliRunner, Result
 from devstack.crm import generic_request
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
 from devstack.stack import LocalStack, StackOptions
+from e2e.support import batch_done, wait_for
 from webhook_adapter.cli.app import MAP_KIND, app
 from webhook_adapter.masking import ERASED
 from webhook_adapter.model import Status
@@ -35,28 +35,6 @@ MAPPED = "crm-cli-mapped"
 UNMAPPED = "crm-cli-unmapped"
 NEW_CUSTOMER = "customer_c11000000000000000000000000000aa"
 EMAIL = "grace@example.com"
-BATCH_DONE = threading.Condition()
-
-
-def batch_done(records: list[dict[str, Any]], failed: set[str]) -> None:
-    with BATCH_DONE:
-        BATCH_DONE.notify_all()
-
-
-def wait_for[T](probe: Callable[[], T | None], *, timeout: float = 15.0) -> T:
-    """``probe``'s first truthy answer, checked again after each delivered batch; fail at the deadline."""
-    found: list[T] = []
-
-    def ready() -> bool:
-        value = probe()
-        if value:
-            found.append(value)
-        return bool(value)
-
-    with BATCH_DONE:
-        if not BATCH_DONE.wait_for(ready, timeout=timeout):
-            raise AssertionError(f"condition not met within {timeout} s")
-    return found[-1]
 
 
 @dataclass(frozen=True)
@@ -108,12 +86,13 @@ def test_make_runs_connection_file_names_the_stack_and_goes_when_it_stops(tmp_pa
         stack.publish_connection(path)
         assert stack.resources is not None
 
-        # Then the file names its embedded AWS, table and queue
+        # Then the file names its embedded AWS, table and queues
         assert json.loads(path.read_text()) == {
             "endpoint_url": stack.aws_url,
             "region": "us-east-1",
             "table_name": stack.resources.table_name,
             "queue_url": stack.resources.queue_url,
+            "dead_letter_queue_url": stack.resources.dead_letter_queue_url,
         }
 
     # And it is removed when the stack stops (a later crm-sphere says no local stack runs instead of hanging)
@@ -312,6 +291,7 @@ def test_stack_reads_the_deployed_stacks_outputs(seeded: Seeded, monkeypatch: py
         "Outputs": {
             "EventsTableName": {"Value": stack.resources.table_name},
             "ChangesQueueUrl": {"Value": stack.resources.queue_url},
+            "DeadLetterQueueUrl": {"Value": stack.resources.dead_letter_queue_url},
         },
     }
     stack.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
@@ -345,3 +325,44 @@ def test_a_window_that_cannot_be_read_is_a_usage_error(tmp_path: Path) -> None:
     # Then it says what it accepts
     assert result.exit_code == 2
     assert "30m, 24h, 7d" in result.stderr
+
+
+def test_replay_previews_then_replays_an_unmapped_change_once_its_contact_is_mapped(seeded: Seeded) -> None:
+    stack = seeded.stack
+    assert stack.standin is not None
+    # Given the unmapped contact, mapped by the operator to its Sphere customer (deliver sends its email)
+    assert seeded.cli("map", "generic", UNMAPPED, NEW_CUSTOMER).exit_code == 0
+    wait_for(lambda: stack.standin is not None and stack.standin.patches(NEW_CUSTOMER))
+
+    # When the operator previews the unmapped events of the last hour, then replays them
+    preview = seeded.cli_json("replay", "--status", "unmapped", "--since", "1h", "--dry-run")
+    replayed = seeded.cli_json("replay", "--status", "unmapped", "--since", "1h", "--replay-id", "cli-replay")
+
+    # Then the preview shows the request (masked) Sphere already has; the replay queued the event, which deliver
+    # sent once more and recorded delivered, saying it was replayed
+    [contact] = preview["contacts"]
+    assert (contact["contactId"], contact["customerId"]) == (UNMAPPED, NEW_CUSTOMER)
+    assert contact["compared"] == {"email": "the same as Sphere last accepted"}
+    assert EMAIL not in json.dumps(preview)
+    assert (replayed["matched"], replayed["queued"], replayed["messages"]) == (1, 1, 1)
+    item = wait_for(
+        lambda: (
+            (found := stack.store.get_event("generic", UNMAPPED, seeded.unmapped_event))
+            and found["status"] == Status.DELIVERED
+            and found
+        )
+    )
+    assert "replayed by the operator (cli-replay)" in item["reason"]
+    assert [patch.body for patch in stack.standin.patches(NEW_CUSTOMER)] == [{"email": EMAIL}] * 2
+
+
+def test_replay_names_what_it_skipped_and_refuses_a_request_of_no_form(seeded: Seeded) -> None:
+    # Given a delivered event, replayed by id without --force
+    result = seeded.cli("replay", "--event", f"generic/{MAPPED}/{seeded.mapped_event}")
+
+    # Then the table says it was skipped and why; naming no form, or two, is a usage error
+    assert result.exit_code == 0, result.output
+    assert "set force" in result.stdout
+    assert seeded.cli("replay").exit_code == 2
+    assert seeded.cli("replay", "--dead-letters", "--contact", "generic", MAPPED).exit_code == 2
+    assert seeded.cli("replay", "--event", "no-slashes").exit_code == 2

@@ -61,6 +61,7 @@ __all__ = [
     "REPLAYABLE_STATUSES",
     "ContactPreview",
     "ContactRef",
+    "DeadLetters",
     "EventRef",
     "ReplayRequest",
     "ReplaySummary",
@@ -250,6 +251,8 @@ class Replayer:
     messages_per_second: float
     now_ms: Callable[[], int]
     sleep: Callable[[float], None] = time.sleep
+    on_sent: Callable[[int, int], None] | None = None
+    """Told after each batch queued: how many messages so far, of how many (the CLI's progress bar)."""
 
     def run(self, request: ReplayRequest) -> ReplaySummary:
         """Replay what ``request`` names.
@@ -388,6 +391,8 @@ class Replayer:
             if start:
                 self.sleep(pause)
             self.queue.send(messages[start : start + 10])
+            if self.on_sent is not None:
+                self.on_sent(min(start + 10, len(messages)), len(messages))
 
     def _dead_letters(self, request: ReplayRequest, replay_id: str) -> ReplaySummary:
         """Move the dead-letter queue's messages back to the changes queue (or list them, dry)."""

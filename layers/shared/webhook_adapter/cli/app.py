@@ -1,4 +1,4 @@
-"""The ``crm-sphere`` commands: list, show, map and stats, on the local stack or a deployed one.
+"""The ``crm-sphere`` commands: list, show, map, stats and replay, on the local stack or a deployed one.
 
 The global options choose the stack (``--stack NAME`` reads a deployed stack's CloudFormation
 outputs; otherwise the running ``make run`` stack's connection file); each command is one
@@ -16,11 +16,14 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import Progress
 
 from webhook_adapter.cli import target as targets
 from webhook_adapter.cli.views import (
@@ -28,6 +31,7 @@ from webhook_adapter.cli.views import (
     history_table,
     item_table,
     print_json,
+    replay_table,
     state_json,
     state_table,
     stats_table,
@@ -37,9 +41,11 @@ from webhook_adapter.enqueue import ChangeQueue, messages_for
 from webhook_adapter.errors import InvalidPayload, StorageUnavailable
 from webhook_adapter.model import ContactField, SourceEvent, Status
 from webhook_adapter.receive import group_by_contact
+from webhook_adapter.replay import ContactRef, EventRef, ReplayRequest
 from webhook_adapter.runtime import now_ms
 from webhook_adapter.salesforce_fields import CDC_NAME
 from webhook_adapter.sources import SOURCE_MODULES
+from webhook_adapter.sources.base import describe_validation_error
 from webhook_adapter.store import OPERATOR_STATUSES, EventStore
 
 __all__ = ["MAP_KIND", "Operator", "app", "command", "main", "operator", "time_window"]
@@ -397,6 +403,80 @@ def stats(
             "not counted (not in the status index): "
             f"{', '.join(str(status) for status in not_counted)}; --scan counts them"
         )
+
+
+# ---------------------------------------------------------------------- replay
+
+
+def _event_ref(text: str) -> EventRef:
+    """``SOURCE/CONTACT/KEY`` as a replay's event (the contact id may hold ``:``, never ``/``).
+
+    Raises:
+        typer.BadParameter: not three parts.
+    """
+    source, _, rest = text.partition("/")
+    contact, _, key = rest.partition("/")
+    if not (source and contact and key):
+        raise typer.BadParameter("give SOURCE/CONTACT/KEY (as `list` prints them)", param_hint="--event")
+    return EventRef(source=source, contact_id=contact, key=key)
+
+
+@command("replay")
+def replay(
+    ctx: typer.Context,
+    events: Annotated[
+        list[str] | None, typer.Option("--event", help="An event to replay: SOURCE/CONTACT/KEY (repeatable).")
+    ] = None,
+    status: Annotated[
+        Status | None, typer.Option("--status", help="Replay the events in this status within --since/--until.")
+    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    source: Annotated[str | None, typer.Option("--source", help="With --status: only this source.")] = None,
+    contact: Annotated[
+        tuple[str, str] | None, typer.Option("--contact", help="Replay one contact: SOURCE CONTACT.")
+    ] = None,
+    dead_letters: Annotated[
+        bool, typer.Option("--dead-letters", help="Move the dead-letter queue's messages back to deliver.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be sent; queue nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Also replay events Sphere has (delivered ...).")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="Replay at most this many.")] = 1000,
+    replay_id: Annotated[str | None, typer.Option("--replay-id", help="Name the replay (default: a new id).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run recorded changes again through deliver: the same forms as the replay function (README "Replay").
+
+    What is replayed is the contact's current state; deliver sends the whole request and records the outcome.
+    """
+    me = operator(ctx)
+    request: dict[str, Any] = {"dry_run": dry_run, "force": force, "limit": limit, "replay_id": replay_id}
+    if events:
+        request["events"] = [_event_ref(text) for text in events]
+    if status is not None:
+        span = time_window(since, until)
+        request |= {"status": status, "since": _aware(span.start_ms), "until": _aware(span.end_ms), "source": source}
+    if contact is not None:
+        request["contact"] = ContactRef(source=contact[0], contact_id=contact[1])
+    request["dead_letters"] = dead_letters
+    try:
+        wanted = ReplayRequest.model_validate(request)
+    except ValidationError as exc:
+        raise typer.BadParameter(describe_validation_error(exc), param_hint="replay options") from exc
+    with Progress(console=me.errors, transient=True, disable=as_json or dry_run) as progress:
+        task = progress.add_task("queueing", total=None)
+        replayer = me.target.replayer(
+            on_sent=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+        summary = replayer.run(wanted)
+    if as_json:
+        print_json(me.console, summary.model_dump(mode="json", by_alias=True))
+        return
+    me.console.print(replay_table(summary))
+
+
+def _aware(epoch_ms: int) -> datetime:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC)
 
 
 def main() -> None:

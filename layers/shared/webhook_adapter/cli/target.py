@@ -9,6 +9,7 @@ are used instead of the operator's own.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from webhook_adapter.enqueue import ChangeQueue
+from webhook_adapter.replay import DeadLetters, Replayer
+from webhook_adapter.runtime import now_ms
+from webhook_adapter.settings import DecideSettings
 from webhook_adapter.store import EventStore
 
 if TYPE_CHECKING:
@@ -32,6 +36,9 @@ _LOCAL_CREDENTIAL = "local"
 """The embedded AWS (moto) accepts any credentials: the operator's own are never sent to it."""
 _OUTPUT_TABLE = "EventsTableName"
 _OUTPUT_QUEUE = "ChangesQueueUrl"
+_OUTPUT_DEAD_LETTERS = "DeadLetterQueueUrl"
+_STATE_COUNTRIES = DecideSettings.model_fields["state_required_countries"]
+"""The template's default, which a replay's preview uses (the CLI cannot read the deliver function's settings)."""
 _TTL_DAYS = 90
 """Unused by the reads and the queueing the CLI does (only deliver's writes set a TTL); the template's default."""
 
@@ -49,6 +56,7 @@ class LocalConnection(BaseModel):
     region: str
     table_name: str
     queue_url: str
+    dead_letter_queue_url: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,7 @@ class Target:
     session: boto3.Session
     table_name: str
     queue_url: str
+    dead_letter_queue_url: str
     endpoint_url: str | None = None
 
     def store(self) -> EventStore:
@@ -71,6 +80,24 @@ class Target:
         """The changes queue deliver reads."""
         client: SQSClient = self.session.client("sqs", endpoint_url=self.endpoint_url)
         return ChangeQueue(client, self.queue_url)
+
+    def replayer(self, *, on_sent: Callable[[int, int], None] | None = None) -> Replayer:
+        """A replayer on this stack (its previews normalize phones with the template's default region, US)."""
+        return Replayer(
+            store=self.store(),
+            queue=self.queue(),
+            dead_letters=self.dead_letters(),
+            default_region="US",
+            countries_requiring_state=frozenset(str(_STATE_COUNTRIES.default).split(",")),
+            messages_per_second=10,
+            now_ms=now_ms,
+            on_sent=on_sent,
+        )
+
+    def dead_letters(self) -> DeadLetters:
+        """The changes queue's dead-letter queue."""
+        client: SQSClient = self.session.client("sqs", endpoint_url=self.endpoint_url)
+        return DeadLetters(client, self.dead_letter_queue_url)
 
 
 def find_local_file(start: Path) -> Path | None:
@@ -102,11 +129,18 @@ def local(path: Path | None) -> Target:
         aws_secret_access_key=_LOCAL_CREDENTIAL,
         region_name=connection.region,
     )
-    return Target("local", session, connection.table_name, connection.queue_url, connection.endpoint_url)
+    return Target(
+        "local",
+        session,
+        connection.table_name,
+        connection.queue_url,
+        connection.dead_letter_queue_url,
+        connection.endpoint_url,
+    )
 
 
 def stack(name: str, *, profile: str | None = None, region: str | None = None) -> Target:
-    """A deployed stack, from its CloudFormation outputs ``EventsTableName`` and ``ChangesQueueUrl``.
+    """A deployed stack, from its outputs ``EventsTableName``, ``ChangesQueueUrl`` and ``DeadLetterQueueUrl``.
 
     Raises:
         TargetUnavailable: AWS could not be reached, the stack does not exist, or it lacks an output.
@@ -122,7 +156,7 @@ def stack(name: str, *, profile: str | None = None, region: str | None = None) -
         for output in described.get("Outputs", [])
         if "OutputKey" in output and "OutputValue" in output
     }
-    missing = [key for key in (_OUTPUT_TABLE, _OUTPUT_QUEUE) if key not in outputs]
+    missing = [key for key in (_OUTPUT_TABLE, _OUTPUT_QUEUE, _OUTPUT_DEAD_LETTERS) if key not in outputs]
     if missing:
         raise TargetUnavailable(f"the stack {name!r} has no output {', '.join(missing)}: is it this adapter's?")
-    return Target(name, session, outputs[_OUTPUT_TABLE], outputs[_OUTPUT_QUEUE])
+    return Target(name, session, outputs[_OUTPUT_TABLE], outputs[_OUTPUT_QUEUE], outputs[_OUTPUT_DEAD_LETTERS])

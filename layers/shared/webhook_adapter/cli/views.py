@@ -18,6 +18,7 @@ from rich.table import Table
 from webhook_adapter.masking import ERASED
 from webhook_adapter.merge import ContactState
 from webhook_adapter.model import ContactField, Status
+from webhook_adapter.replay import ReplaySummary
 
 __all__ = [
     "MASKED_FIELDS",
@@ -26,6 +27,7 @@ __all__ = [
     "item_table",
     "jsonable",
     "print_json",
+    "replay_table",
     "state_json",
     "state_table",
     "stats_table",
@@ -167,4 +169,26 @@ def stats_table(counts: Mapping[str, Mapping[str, int]], statuses: Sequence[Stat
     for status in statuses:
         by_source = counts.get(str(status), {})
         table.add_row(str(status), *(str(by_source.get(source, 0)) for source in sources), str(sum(by_source.values())))
+    return table
+
+
+def replay_table(summary: ReplaySummary) -> Table:
+    """A replay's summary: its counts, then what was skipped and why, then (dry) what each contact would get."""
+    verb = "would queue" if summary.dry_run else "queued"
+    title = f"replay {summary.replay_id}: {summary.matched} matched, {summary.queued} {verb}"
+    if summary.truncated:
+        title += " (more matched: replay again for the rest)"
+    table = Table(title=title, title_justify="left")
+    for column in ("what", "contact", "detail"):
+        table.add_column(column)
+    for skipped in summary.skipped:
+        where = f"{skipped.source} {skipped.contact_id}"
+        table.add_row(f"skipped {skipped.key or ''}".strip(), where, skipped.reason)
+    for preview in summary.contacts:
+        where = f"{preview.source} {preview.contact_id}"
+        compared = "; ".join(f"{name}: {how}" for name, how in preview.compared.items()) or "nothing to send"
+        problems = "; ".join(f"{name}: {why}" for name, why in preview.problems.items())
+        table.add_row(f"would send {json.dumps(preview.request, sort_keys=True)}", where, compared)
+        if problems:
+            table.add_row("cannot send", where, problems)
     return table
