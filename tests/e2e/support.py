@@ -7,7 +7,7 @@ tests' waits share one condition.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from devstack.stack import LocalStack, StackOptions
@@ -21,7 +21,7 @@ def batch_done(records: list[dict[str, Any]], failed: set[str]) -> None:
         BATCH_DONE.notify_all()
 
 
-def stack_with(**environment: str) -> Iterator[LocalStack]:
+def stack_with(**environment: str) -> Generator[LocalStack]:
     """The local stack on free ports, as ``make run`` starts it (without the demo), retrying at once."""
     options = StackOptions(port=0, environment={"RETRY_BASE_SECONDS": "0", **environment}, on_batch=batch_done)
     with LocalStack(options) as running:
