@@ -22,12 +22,11 @@ from devstack.crm import hubspot_request
 from devstack.kit import SOURCE, contact, history, log_to_stdout, now_ms, stored
 from devstack.lambda_events import LambdaContext, webhook_event
 from devstack.pipeline import PUBLIC_BASE_URL, Pipeline
-from devstack.resources import LOCAL_SECRETS, STACK_NAME
+from devstack.resources import LOCAL_SECRETS
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE = STACK_NAME
-"""The service dimension: the template names it after the stack (the local stack's here)."""
+SERVICE = "crm-sphere-webhooks"
 
 type Identity = tuple[str, frozenset[tuple[str, str]]]
 """A CloudWatch metric: its name and its dimensions (name, value)."""
@@ -74,13 +73,10 @@ def metric(name: str, **dimensions: str) -> Identity:
 
 
 def alarm_metric(alarm_id: str, query_id: str) -> Identity:
-    """The metric an alarm of template.yaml reads under ``query_id`` (its service: this stack's name)."""
+    """The metric an alarm of template.yaml reads under ``query_id``."""
     alarm = load_template(ROOT / "template.yaml")["Resources"][alarm_id]["Properties"]
     [stat] = [query["MetricStat"]["Metric"] for query in alarm["Metrics"] if query["Id"] == query_id]
-    stack = {"Ref": "AWS::StackName"}
-    return stat["MetricName"], frozenset(
-        (item["Name"], SERVICE if item["Value"] == stack else str(item["Value"])) for item in stat["Dimensions"]
-    )
+    return stat["MetricName"], frozenset((item["Name"], str(item["Value"])) for item in stat["Dimensions"])
 
 
 def iso_ms(text: str) -> float:
