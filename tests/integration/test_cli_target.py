@@ -17,6 +17,7 @@ CONNECTION = {
     "region": "eu-west-1",
     "table_name": "crm-sphere-local-events",
     "queue_url": "http://127.0.0.1:5000/123456789012/crm-sphere-local-changes.fifo",
+    "dead_letter_queue_url": "http://127.0.0.1:5000/123456789012/crm-sphere-local-changes-dlq.fifo",
 }
 
 
@@ -69,5 +70,5 @@ def test_a_stack_without_the_adapters_outputs_is_refused_naming_them() -> None:
 
     # When the CLI is pointed at it
     # Then it says which outputs are missing
-    with pytest.raises(TargetUnavailable, match="no output EventsTableName, ChangesQueueUrl"):
+    with pytest.raises(TargetUnavailable, match="no output EventsTableName, ChangesQueueUrl, DeadLetterQueueUrl"):
         stack("someone-else")

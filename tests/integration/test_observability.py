@@ -22,7 +22,7 @@ from devstack.crm import hubspot_request
 from devstack.kit import SOURCE, contact, history, log_to_stdout, now_ms, stored
 from devstack.lambda_events import LambdaContext, webhook_event
 from devstack.pipeline import PUBLIC_BASE_URL, Pipeline
-from devstack.resources import LOCAL_SECRETS
+from devstack.resources import LOCAL_SECRETS, STACK_NAME
 from devstack.sphere_standin import SEED_INDIVIDUAL_ID
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +60,7 @@ def published(metric_lines: list[dict[str, Any]]) -> dict[Identity, list[float]]
     found: dict[Identity, list[float]] = {}
     for line in metric_lines:
         [declared] = line["_aws"]["CloudWatchMetrics"]
-        assert declared["Namespace"] == "CrmSphereWebhooks"
+        assert declared["Namespace"] == f"CrmSphereWebhooks/{STACK_NAME}"  # the template's, for the local stack
         for dimension_set in declared["Dimensions"]:
             dimensions = frozenset((name, str(line[name])) for name in dimension_set)
             for metric in declared["Metrics"]:

@@ -47,8 +47,8 @@ def props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
     return properties
 
 
-def powertools(template: dict[str, Any]) -> tuple[str, str]:
-    """The metrics namespace and the service name the functions write their metrics under."""
+def powertools(template: dict[str, Any]) -> tuple[Any, str]:
+    """The metrics namespace (one per stack) and the service name the functions write their metrics under."""
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     return variables["POWERTOOLS_METRICS_NAMESPACE"], variables["POWERTOOLS_SERVICE_NAME"]
 
@@ -337,7 +337,10 @@ def test_the_dashboard_graphs_the_metrics_the_code_writes(template: dict[str, An
         if isinstance(row[0], dict) and row[0]["expression"].startswith("SEARCH(")
     ]
 
-    # Then each of our rows is a written metric, read by the dimensions every line declares without the source
+    # Then each of our rows (the stack's namespace, rendered) is a written metric, read by the dimensions every line
+    # declares without the source
+    assert namespace == {"Fn::Sub": "CrmSphereWebhooks/${AWS::StackName}"}
+    namespace = f"CrmSphereWebhooks/{STACK}"
     ours = [(name, dims) for space, name, dims in graphed_metrics(dashboard) if space == namespace]
     assert ours
     for name, dims in ours:

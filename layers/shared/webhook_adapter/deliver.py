@@ -576,7 +576,9 @@ class Delivery:
         for message in (message for call in delivered for message in call.messages):
             source = message.change.source
             for event, outcome in message.outcomes:
-                if outcome.status is Status.DELIVERED and (latency := end_to_end_ms(event, outcome)) is not None:
+                # A replay's events changed in the CRM long ago: their time to Sphere is the operator's, not ours.
+                fresh = outcome.status is Status.DELIVERED and event.replay is None
+                if fresh and (latency := end_to_end_ms(event, outcome)) is not None:
                     observe_ms("EndToEndLatency", latency, source=source, status=str(outcome.status))
                 log = logger.info if outcome.status in OPERATOR_STATUSES else logger.debug
                 log(
