@@ -366,3 +366,26 @@ def test_replay_names_what_it_skipped_and_refuses_a_request_of_no_form(seeded: S
     assert seeded.cli("replay").exit_code == 2
     assert seeded.cli("replay", "--dead-letters", "--contact", "generic", MAPPED).exit_code == 2
     assert seeded.cli("replay", "--event", "no-slashes").exit_code == 2
+
+
+def test_replay_a_contact_and_the_dead_letter_queue_dry_then_for_real(seeded: Seeded) -> None:
+    stack = seeded.stack
+    assert stack.standin is not None
+    # When the operator previews a replay of the delivered contact, then replays it, then looks at the dead letters
+    preview = seeded.cli_json("replay", "--contact", "generic", MAPPED, "--dry-run")
+    replayed = seeded.cli_json("replay", "--contact", "generic", MAPPED, "--replay-id", "whole")
+    dead = seeded.cli_json("replay", "--dead-letters", "--dry-run")
+
+    # Then the preview shows the contact's request Sphere already has, the replay sends it once more and records
+    # its own event, and an empty dead-letter queue matches nothing
+    [contact] = preview["contacts"]
+    assert (contact["customerId"], contact["compared"]) == (
+        SEED_INDIVIDUAL_ID,
+        {"email": "the same as Sphere last accepted"},
+    )
+    assert (replayed["queued"], replayed["messages"]) == (1, 1)
+    wait_for(
+        lambda: (item := stack.store.get_event("generic", MAPPED, "replay:whole")) and item["status"] == "delivered"
+    )
+    assert len(stack.standin.patches(SEED_INDIVIDUAL_ID)) == 2
+    assert (dead["matched"], dead["queued"]) == (0, 0)
