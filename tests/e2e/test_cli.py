@@ -280,7 +280,7 @@ def test_the_module_entry_point_runs_as_its_own_process(seeded: Seeded) -> None:
     assert UNMAPPED in {item.get("contact_id") for item in json.loads(done.stdout)}
 
 
-def test_stack_reads_the_deployed_stacks_outputs(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stack_reads_the_deployed_stacks_outputs(seeded: Seeded) -> None:
     stack = seeded.stack
     assert stack.resources is not None
     # Given a CloudFormation stack (moto's) whose outputs name the local table and queue, and AWS settings from
@@ -295,12 +295,12 @@ def test_stack_reads_the_deployed_stacks_outputs(seeded: Seeded, monkeypatch: py
         },
     }
     stack.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", stack.aws_url)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # (for the CLI's run only: a monkeypatched variable would outlive the stack, restored after it stopped)
+    aws = {"AWS_ENDPOINT_URL": stack.aws_url, "AWS_DEFAULT_REGION": "us-east-1"}
 
     # When the operator names the stack
-    items = CliRunner().invoke(app, ["--stack", name, "list", "--status", "unmapped", "--json"])
-    missing = CliRunner().invoke(app, ["--stack", f"{name}-gone", "stats"])
+    items = CliRunner().invoke(app, ["--stack", name, "list", "--status", "unmapped", "--json"], env=aws)
+    missing = CliRunner().invoke(app, ["--stack", f"{name}-gone", "stats"], env=aws)
 
     # Then the CLI found the table through the outputs; an unknown stack exits 1 naming it
     assert items.exit_code == 0, items.output

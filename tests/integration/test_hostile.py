@@ -74,6 +74,9 @@ def pipeline() -> Iterator[Pipeline]:
     with pytest.MonkeyPatch.context() as monkeypatch, mock_aws():
         for name, value in _AWS_ENVIRONMENT.items():
             monkeypatch.setenv(name, value)
+        # Set up before each test's clean_process: no endpoint left by an earlier test may reach moto's clients.
+        monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
         resources = create_resources(
             dynamodb=boto3.client("dynamodb"),
             sqs=boto3.client("sqs"),
