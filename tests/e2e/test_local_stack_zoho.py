@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 
@@ -16,6 +16,13 @@ from webhook_adapter.model import Status
 from webhook_adapter.zoho_channels import CHANNEL_HOURS
 
 CONTACT = "5725767000000624001"
+
+
+def enabled_at(stack: LocalStack) -> datetime:
+    """When Zoho's stand-in received the latest request enabling a channel (``POST /crm/v8/actions/watch``)."""
+    assert stack.crm is not None
+    posts = [r for r in stack.crm.requests if r.method == "POST" and r.path.endswith("/actions/watch")]
+    return posts[-1].received_at
 
 
 def test_the_channel_is_open_from_the_start_and_a_notification_is_completed_by_reading_the_contact(
@@ -31,11 +38,9 @@ def test_the_channel_is_open_from_the_start_and_a_notification_is_completed_by_r
     assert channel.notify_url == f"{stack.url}/webhooks/zoho"
     assert channel.token == stack.secrets["ZohoSecretArn"]
     assert channel.events == ("Contacts.create", "Contacts.edit")
-    assert (
-        datetime.now(UTC) + timedelta(hours=CHANNEL_HOURS - 1)
-        < channel.expires_at
-        <= datetime.now(UTC) + timedelta(hours=24)
-    )
+    # (the expiry the function asked for, not Zoho's one-hour default, measured from the enabling request)
+    assert channel.expires_at == datetime.fromisoformat(stack.zoho_channel["expiresAt"])
+    assert channel.expires_at - enabled_at(stack) > timedelta(hours=CHANNEL_HOURS - 1)
 
     # And a contact changed in Zoho (its record in the CRM stand-in)
     at = int(time.time() * 1000) - 2000
@@ -70,4 +75,4 @@ def test_a_lapsed_channel_is_enabled_again_by_the_next_run(stack: LocalStack) ->
 
     # Then Zoho was asked to enable it anew, and it is open again
     assert renewal["method"] == "POST"
-    assert stack.crm.zoho_channels()[CHANNEL_ID].expires_at > datetime.now(UTC) + timedelta(hours=CHANNEL_HOURS - 1)
+    assert stack.crm.zoho_channels()[CHANNEL_ID].expires_at - enabled_at(stack) > timedelta(hours=CHANNEL_HOURS - 1)
