@@ -58,13 +58,13 @@ def crm() -> Iterator[CrmStandIn]:
 
 @pytest.fixture
 def readers(crm: CrmStandIn) -> Iterator[Readers]:
-    attio = AttioReader(
+    attio = AttioReader.with_token(
         AttioReadConfig(api_url=crm.base_url, api_token_secret_id="x"),
         lambda _refresh: DEFAULT_TOKENS[Crm.ATTIO],
         connect_timeout=1,
         timeout=2,
     )
-    keap = KeapReader(
+    keap = KeapReader.with_token(
         KeapReadConfig(
             api_url=crm.base_url, api_token_secret_id="x", customer_id_field_id=str(KEAP_CUSTOMER_ID_FIELD_ID)
         ),

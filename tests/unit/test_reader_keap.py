@@ -41,7 +41,7 @@ def crm() -> Iterator[CrmStandIn]:
 
 def keap(crm: CrmStandIn, field_id: str = str(KEAP_CUSTOMER_ID_FIELD_ID)) -> KeapReader:
     settings = KeapReadConfig(api_url=crm.base_url, api_token_secret_id="x", customer_id_field_id=field_id)
-    return KeapReader(settings, lambda _refresh: DEFAULT_TOKENS[Crm.KEAP], connect_timeout=1, timeout=2)
+    return KeapReader.with_token(settings, lambda _refresh: DEFAULT_TOKENS[Crm.KEAP], connect_timeout=1, timeout=2)
 
 
 def fixture_contact() -> dict[str, Any]:
@@ -174,11 +174,11 @@ def test_a_rotated_token_is_read_again_once_and_a_token_refused_twice_is_unavail
     settings = KeapReadConfig(api_url=crm.base_url, api_token_secret_id="x")
 
     # Then the read succeeds with the token read again
-    assert KeapReader(settings, token, connect_timeout=1, timeout=2).read("12345") is not None
+    assert KeapReader.with_token(settings, token, connect_timeout=1, timeout=2).read("12345") is not None
     assert asked == [False, True]
 
     # And a token refused twice is unavailable
-    stale = KeapReader(settings, lambda _refresh: "stale", connect_timeout=1, timeout=2)
+    stale = KeapReader.with_token(settings, lambda _refresh: "stale", connect_timeout=1, timeout=2)
     with pytest.raises(CrmUnavailable, match="refused the API token"):
         stale.read("12345")
 

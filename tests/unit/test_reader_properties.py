@@ -44,7 +44,7 @@ def contact_document(draw: st.DrawFn) -> Any:
 
 
 def reader_answering(document: Any) -> HubSpotReader:
-    reader = HubSpotReader(CONFIG, lambda _refresh: "token", connect_timeout=1, timeout=1)
+    reader = HubSpotReader.with_token(CONFIG, lambda _refresh: "token", connect_timeout=1, timeout=1)
     reader._api.get_json = lambda _path, _params=None: document  # type: ignore[method-assign,assignment]
     return reader
 

@@ -41,12 +41,14 @@ def hubspot(crm: CrmStandIn, **config: str) -> HubSpotReader:
     settings = HubSpotReadConfig(
         read_mode=ReadMode.WHEN_INCOMPLETE, api_url=crm.base_url, api_token_secret_id="x", **config
     )
-    return HubSpotReader(settings, lambda _refresh: DEFAULT_TOKENS[Crm.HUBSPOT], connect_timeout=1, timeout=2)
+    return HubSpotReader.with_token(
+        settings, lambda _refresh: DEFAULT_TOKENS[Crm.HUBSPOT], connect_timeout=1, timeout=2
+    )
 
 
 def attio(crm: CrmStandIn) -> AttioReader:
     settings = AttioReadConfig(api_url=crm.base_url, api_token_secret_id="x")
-    return AttioReader(settings, lambda _refresh: DEFAULT_TOKENS[Crm.ATTIO], connect_timeout=1, timeout=2)
+    return AttioReader.with_token(settings, lambda _refresh: DEFAULT_TOKENS[Crm.ATTIO], connect_timeout=1, timeout=2)
 
 
 @pytest.mark.parametrize("version", ["2026-09", "v3"])
@@ -122,7 +124,7 @@ def test_a_token_refused_twice_is_unavailable_and_read_again_once(crm: CrmStandI
         return DEFAULT_TOKENS[Crm.HUBSPOT]
 
     settings = HubSpotReadConfig(read_mode=ReadMode.WHEN_INCOMPLETE, api_url=crm.base_url, api_token_secret_id="x")
-    reader = HubSpotReader(settings, token, connect_timeout=1, timeout=2)
+    reader = HubSpotReader.with_token(settings, token, connect_timeout=1, timeout=2)
 
     # When the contact is read, Then the token was read again once, and the read is unavailable
     with pytest.raises(CrmUnavailable, match="refused the API token"):

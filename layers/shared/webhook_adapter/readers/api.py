@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, NoReturn, Protocol
+from typing import Any, ClassVar, NoReturn, Protocol, Self
 
 import httpx
 
@@ -25,7 +25,7 @@ from webhook_adapter.settings import DeliverSettings
 from webhook_adapter.sphere import parse_retry_after
 
 __all__ = [
-    "ClosableReader",
+    "ApiReader",
     "CrmApi",
     "TokenReadConfig",
     "TokenSource",
@@ -92,16 +92,36 @@ class TokenReadConfig(Protocol):
     def api_token_secret_id(self) -> str: ...
 
 
-class ClosableReader(RecordReader, Protocol):
-    """A reader holding a connection pool."""
+class ApiReader[C](RecordReader):
+    """A reader over one CRM's API: its settings and its connection pool (one per reader and container).
+
+    Subclasses name the CRM (``CRM``) and implement ``read``; a token-authenticated CRM's reader is built
+    with ``with_token`` (its settings' ``api_url``), an OAuth one with the ``CrmApi`` its grant authorizes.
+    """
+
+    CRM: ClassVar[str]
+
+    def __init__(self, config: C, api: CrmApi) -> None:
+        self.config = config
+        self._api = api
+
+    @classmethod
+    def with_token(
+        cls, config: C, token: TokenSource, *, connect_timeout: float, timeout: float, connections: int = 1
+    ) -> Self:
+        """The reader of ``config.api_url`` with a bearer ``token``."""
+        api_url = str(config.api_url)  # type: ignore[attr-defined]  # every token reader's settings hold it
+        return cls(
+            config,
+            CrmApi(cls.CRM, api_url, token, connect_timeout=connect_timeout, timeout=timeout, connections=connections),
+        )
 
     def close(self) -> None:
         """Close the connection pool."""
+        self._api.close()
 
 
-def token_reading[C: TokenReadConfig](
-    settings: DeliverSettings, config: C, reader: Callable[..., ClosableReader]
-) -> Reading:
+def token_reading[C: TokenReadConfig](settings: DeliverSettings, config: C, reader: type[ApiReader[C]]) -> Reading:
     """A token-authenticated CRM's read mode and reader (none in ``payload`` mode), as deliver builds it.
 
     The token comes from ``config.api_token_secret_id`` (cached like Sphere's); the reader gets deliver's
@@ -109,7 +129,7 @@ def token_reading[C: TokenReadConfig](
     """
     if config.read_mode is ReadMode.PAYLOAD:
         return Reading(config.read_mode, None)
-    built = reader(
+    built = reader.with_token(
         config,
         secret_token(config.api_token_secret_id, max_age=settings.secret_max_age_seconds),
         connect_timeout=settings.sphere_connect_timeout_seconds,

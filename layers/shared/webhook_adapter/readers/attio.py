@@ -18,8 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, mod
 from webhook_adapter.errors import CrmUnavailable
 from webhook_adapter.model import ContactField, FieldValue, ReadMode
 from webhook_adapter.readers.api import (
-    CrmApi,
-    TokenSource,
+    ApiReader,
     iso_epoch_ms,
     read_values,
     token_reading,
@@ -87,31 +86,10 @@ def _pick(entries: Sequence[Mapping[str, Any]], *keys: str) -> Any:
     return next((entries[0][key] for key in keys if entries[0].get(key) is not None), None)
 
 
-class AttioReader:
+class AttioReader(ApiReader[AttioReadConfig]):
     """Reads an Attio person (``{workspace_id}:{record_id}``, as the source names it) into the mapped fields."""
 
-    def __init__(
-        self,
-        config: AttioReadConfig,
-        token: TokenSource,
-        *,
-        connect_timeout: float,
-        timeout: float,
-        connections: int = 1,
-    ) -> None:
-        self.config = config
-        self._api = CrmApi(
-            "Attio",
-            str(config.api_url),
-            token,
-            connect_timeout=connect_timeout,
-            timeout=timeout,
-            connections=connections,
-        )
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._api.close()
+    CRM = "Attio"
 
     def read(self, contact_id: str) -> CrmRecord | None:
         """The person's current values, or ``None`` when Attio has the record no more.

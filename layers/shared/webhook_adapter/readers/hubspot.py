@@ -9,6 +9,7 @@ record's last modification, which dates every value read.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, ValidationError, model_validator
@@ -17,8 +18,7 @@ from webhook_adapter.errors import CrmUnavailable
 from webhook_adapter.hubspot_properties import DEFAULT_FIELD_MAP
 from webhook_adapter.model import ContactField, ReadMode
 from webhook_adapter.readers.api import (
-    CrmApi,
-    TokenSource,
+    ApiReader,
     iso_epoch_ms,
     read_values,
     token_reading,
@@ -69,32 +69,15 @@ def contact_path(version: str, object_id: str) -> str:
     return f"/crm/objects/{version}/contacts/{object_id}"
 
 
-class HubSpotReader:
+class HubSpotReader(ApiReader[HubSpotReadConfig]):
     """Reads a HubSpot contact (``{portalId}:{objectId}``, as the sources name it) into the mapped fields."""
 
-    def __init__(
-        self,
-        config: HubSpotReadConfig,
-        token: TokenSource,
-        *,
-        connect_timeout: float,
-        timeout: float,
-        connections: int = 1,
-    ) -> None:
-        self.config = config
-        self._properties = {**config.field_map, config.customer_id_property: ContactField.CUSTOMER_ID}
-        self._api = CrmApi(
-            "HubSpot",
-            str(config.api_url),
-            token,
-            connect_timeout=connect_timeout,
-            timeout=timeout,
-            connections=connections,
-        )
+    CRM = "HubSpot"
 
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._api.close()
+    @cached_property
+    def _properties(self) -> dict[str, ContactField]:
+        """The properties read, by name: the field map's and the customer id's."""
+        return {**self.config.field_map, self.config.customer_id_property: ContactField.CUSTOMER_ID}
 
     def read(self, contact_id: str) -> CrmRecord | None:
         """The contact's mapped properties as of its last modification, or ``None`` when HubSpot has it no more.

@@ -19,8 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, mod
 from webhook_adapter.errors import CrmUnavailable
 from webhook_adapter.model import ContactField, FieldValue, ReadMode
 from webhook_adapter.readers.api import (
-    CrmApi,
-    TokenSource,
+    ApiReader,
     iso_epoch_ms,
     read_values,
     token_reading,
@@ -83,31 +82,10 @@ def _by_field(items: Sequence[Any], name: str) -> Mapping[str, Any]:
     return next((entry for entry in _entries(items) if entry.get("field") == name), {})
 
 
-class KeapReader:
+class KeapReader(ApiReader[KeapReadConfig]):
     """Reads a Keap contact (its id, as the source names it) into the mapped fields."""
 
-    def __init__(
-        self,
-        config: KeapReadConfig,
-        token: TokenSource,
-        *,
-        connect_timeout: float,
-        timeout: float,
-        connections: int = 1,
-    ) -> None:
-        self.config = config
-        self._api = CrmApi(
-            "Keap",
-            str(config.api_url),
-            token,
-            connect_timeout=connect_timeout,
-            timeout=timeout,
-            connections=connections,
-        )
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._api.close()
+    CRM = "Keap"
 
     def read(self, contact_id: str) -> CrmRecord | None:
         """The contact's current values, or ``None`` when Keap has the contact no more.

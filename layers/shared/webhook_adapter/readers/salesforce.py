@@ -16,7 +16,7 @@ from pydantic import BeforeValidator, Field, HttpUrl
 
 from webhook_adapter.errors import CrmUnavailable
 from webhook_adapter.model import ContactField, FieldValue, ReadMode
-from webhook_adapter.readers.api import CrmApi, iso_epoch_ms, read_text
+from webhook_adapter.readers.api import ApiReader, iso_epoch_ms, read_text
 from webhook_adapter.readers.oauth import OAuthGrant, OAuthReadConfig, none_if_empty, oauth_api
 from webhook_adapter.records import CrmRecord, Reading
 from webhook_adapter.salesforce_fields import CDC_NAME, split_street
@@ -61,16 +61,10 @@ GRANT = OAuthGrant(crm="Salesforce", grant_type="client_credentials", credential
 """The connected app's consumer key and secret, as the credentials secret holds them."""
 
 
-class SalesforceReader:
+class SalesforceReader(ApiReader[SalesforceReadConfig]):
     """Reads a Salesforce Contact (its record id, as the Change Data Capture source names it) into the mapped fields."""
 
-    def __init__(self, config: SalesforceReadConfig, api: CrmApi) -> None:
-        self.config = config
-        self._api = api
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._api.close()
+    CRM = "Salesforce"
 
     def read(self, contact_id: str) -> CrmRecord | None:
         """The Contact's mapped fields as of its last modification, or ``None`` when Salesforce has it no more.

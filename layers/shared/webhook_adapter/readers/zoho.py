@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from webhook_adapter.errors import CrmUnavailable
 from webhook_adapter.model import ContactField, FieldValue, ReadMode
-from webhook_adapter.readers.api import CrmApi, iso_epoch_ms, read_values
+from webhook_adapter.readers.api import ApiReader, CrmApi, iso_epoch_ms, read_values
 from webhook_adapter.readers.oauth import OAuthGrant, OAuthReadConfig, oauth_api
 from webhook_adapter.records import CrmRecord, Reading
 from webhook_adapter.settings import DeliverSettings, load_prefixed
@@ -74,16 +74,10 @@ def zoho_api(
     )
 
 
-class ZohoReader:
+class ZohoReader(ApiReader[ZohoReadConfig]):
     """Reads a Zoho CRM contact (its record id, as the Zoho source names it) into the mapped fields."""
 
-    def __init__(self, config: ZohoReadConfig, api: CrmApi) -> None:
-        self.config = config
-        self._api = api
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._api.close()
+    CRM = "Zoho"
 
     def read(self, contact_id: str) -> CrmRecord | None:
         """The contact's mapped fields as of its last modification, or ``None`` when Zoho has it no more.
